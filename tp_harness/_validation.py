@@ -1,0 +1,103 @@
+"""Input checks shared by the math modules: arrays in, clear errors out.
+
+Every public entry point converts its arrays with :func:`as_tensor` so that bad
+input fails early with a message naming the argument and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+ArrayLike = Any  # numpy array, torch tensor or nested sequence
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> CPU; otherwise ``torch.device(device)`` with a clear error for CUDA."""
+    if device is None:
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available; "
+                         "pass device='cpu' or leave it as None.")
+    return dev
+
+
+def as_tensor(x: ArrayLike, name: str, *, ndim: int | None = 2,
+              device: torch.device | None = None, check_finite: bool = True) -> torch.Tensor:
+    """Convert ``x`` to a torch tensor and check it.
+
+    Float16/bfloat16 are upcast to float32 (CPU half kernels are slow and lossy);
+    other float dtypes are kept. Raises ``TypeError`` for non-numeric input and
+    ``ValueError`` naming ``name`` for wrong ``ndim``, empty input or NaN/inf.
+    """
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    elif isinstance(x, np.ndarray) or isinstance(x, (list, tuple)):
+        arr = np.asarray(x)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                       or arr.dtype == np.bool_):
+            raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}.")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    else:
+        raise TypeError(f"{name} must be a numpy array or torch tensor; got {type(x).__name__}.")
+    if t.is_complex():
+        raise TypeError(f"{name} must be real-valued; got dtype {t.dtype}.")
+    if ndim is not None and t.ndim != ndim:
+        hint = " Reshape a single feature with x[:, None]." if ndim == 2 and t.ndim == 1 else ""
+        raise ValueError(f"{name} must be {ndim}-D; got shape {tuple(t.shape)}.{hint}")
+    if t.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(t.shape)}); pass at least one example.")
+    if t.dtype in _HALF:
+        t = t.float()
+    if device is not None:
+        t = t.to(device)
+    if check_finite and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).any(dim=-1).sum()) if t.ndim > 1 else int(
+            (~torch.isfinite(t)).sum())
+        raise ValueError(f"{name} contains NaN or inf values ({bad} rows affected); "
+                         "clean or drop those rows before scoring.")
+    return t
+
+
+def check_temperature(temperature: float, name: str = "temperature") -> float:
+    """Return ``float(temperature)`` or raise if it is not a finite number > 0."""
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a positive number; got {temperature!r}.") from None
+    if not math.isfinite(t) or t <= 0:
+        raise ValueError(f"{name} must be a finite number > 0; got {temperature!r}.")
+    return t
+
+
+def check_temperatures(temperature: float | Sequence[float]) -> tuple[list[float], bool]:
+    """Normalise one or many temperatures. Returns (list, was_sequence)."""
+    if isinstance(temperature, (list, tuple, np.ndarray, torch.Tensor)):
+        values = [check_temperature(t) for t in list(temperature)]
+        if not values:
+            raise ValueError("temperature is an empty sequence; pass at least one T > 0.")
+        return values, True
+    return [check_temperature(temperature)], False
+
+
+def check_same_n(n_expected: int, t: torch.Tensor, name: str, ref_name: str) -> None:
+    """Raise if ``t`` does not have ``n_expected`` rows."""
+    if t.shape[0] != n_expected:
+        raise ValueError(f"{name} has {t.shape[0]} rows but {ref_name} has {n_expected}; "
+                         "both must describe the same examples in the same order.")
+
+
+def check_positive_int(value: int, name: str, minimum: int = 1) -> int:
+    """Return ``int(value)`` or raise if it is not an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}.")
+    return int(value)
