@@ -88,7 +88,7 @@ class Kernel:
         """``||K||_F`` in float64, from the r x r Gram ``ZᵀZ`` for a factor."""
         if self.factor is not None:
             z = self.factor.double()
-            return float(torch.linalg.matrix_norm(z.T @ z).sqrt()) if z.shape[1] else 0.0
+            return float(torch.linalg.matrix_norm(z.T @ z)) if z.shape[1] else 0.0
         assert self.dense is not None
         return float(torch.linalg.matrix_norm(self.dense.double()))
 
