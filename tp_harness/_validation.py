@@ -84,7 +84,7 @@ def check_temperatures(temperature: float | Sequence[float]) -> tuple[list[float
         if not values:
             raise ValueError("temperature is an empty sequence; pass at least one T > 0.")
         return values, True
-    return [check_temperature(temperature)], False
+    return [check_temperature(temperature)], False  # type: ignore[arg-type]
 
 
 def check_same_n(n_expected: int, t: torch.Tensor, name: str, ref_name: str) -> None:

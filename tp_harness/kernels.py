@@ -23,9 +23,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from ._validation import ArrayLike, as_tensor, check_positive_int, check_same_n
+from ._validation import ArrayLike, as_tensor, check_positive_int
 
 _EPS = 1e-12
 
@@ -256,7 +257,7 @@ def weighted_sum(kernels: Sequence[Kernel], weights: Sequence[float] | None = No
         if k.n != n:
             raise ValueError(f"kernel {b} has n={k.n} but kernel 0 has n={n}; "
                              "all kernels in a sum must cover the same examples.")
-    parts = [k.scaled(wb) for k, wb in zip(kernels, w) if wb > 0]
+    parts = [k.scaled(wb) for k, wb in zip(kernels, w, strict=True) if wb > 0]
     dtype = _common_dtype([k.dtype for k in parts])
     name = "+".join(k.name for k in kernels)
     if all(k.is_factor for k in parts):
@@ -291,7 +292,7 @@ def build_kernels(xs: ArrayLike | Sequence[ArrayLike], kernel: str | Sequence[st
             raise ValueError(f"{name}_kernel has {len(names)} names for {len(xs)} arrays; "
                              "pass one name or one per array.")
         ks = [build_kernel(x, kn, name=f"{name}[{b}]", normalize=normalize, device=device)
-              for b, (x, kn) in enumerate(zip(xs, names))]
+              for b, (x, kn) in enumerate(zip(xs, names, strict=True))]
         for b, k in enumerate(ks[1:], start=1):
             if k.n != ks[0].n:
                 raise ValueError(f"{name}[{b}] has {k.n} rows but {name}[0] has {ks[0].n}; "
@@ -307,7 +308,9 @@ def build_kernels(xs: ArrayLike | Sequence[ArrayLike], kernel: str | Sequence[st
 
 def _is_scalar_row(x: object) -> bool:
     """True if ``x`` looks like one number (so the outer list is a label vector)."""
-    return isinstance(x, (int, float)) or (hasattr(x, "ndim") and getattr(x, "ndim") == 0)
+    if isinstance(x, (int, float, np.number)):
+        return True
+    return isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 0
 
 
 __all__ = [

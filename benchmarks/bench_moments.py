@@ -1,0 +1,163 @@
+"""Streaming task-prior moments vs a dense n x n implementation of the same formula.
+
+Each configuration runs in a fresh subprocess so its peak RSS is its own. Prints a
+markdown table: time, peak RSS, achieved GFLOP/s of the tile matrix products and
+the ratio to this machine's fp32 matmul rate measured in the same run.
+
+    python benchmarks/bench_moments.py                 # CPU: 4k/8k/16k both, 50k/100k ours
+    python benchmarks/bench_moments.py --device cuda   # the same on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+D = R = 384
+T = 1.0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_rate(device: torch.device, size: int = 2048, reps: int = 10) -> float:
+    """Peak-ish fp32 GEMM rate (GFLOP/s) of a square ``size`` product."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    a @ b
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync(device)
+    return 2 * size**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def _data(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(n, D, generator=g) * torch.rand(D, generator=g) * 3 + torch.randn(D,
+                                                                                    generator=g)
+    p = torch.randn(n, R, generator=g) + 0.5
+    return x.to(device), p.to(device)
+
+
+def dense_moments(x: torch.Tensor, p: torch.Tensor, t: float) -> tuple[float, float]:
+    """What the reference code does: full n x n float32 matrices, then reductions."""
+    from tp_harness.kernels import centered_cosine
+
+    zx, zp = centered_cosine(x), centered_cosine(p)
+    m = zx @ zx.T
+    k = zp @ zp.T
+    s = torch.sigmoid(k / t)
+    mean = (m * s).sum()
+    var = (m * m * s * (1 - s)).sum()
+    return float(mean), float(var)
+
+
+def tile_matmul_seconds(x: torch.Tensor, p: torch.Tensor, block: int,
+                        device: torch.device) -> tuple[float, float]:
+    """Time only the tile products of the streaming pass. Returns (seconds, flops)."""
+    from tp_harness.kernels import centered_cosine
+    from tp_harness.moments import tile_plan
+
+    zx, zp = centered_cosine(x), centered_cosine(p)
+    tiles = tile_plan(x.shape[0], block, symmetric=True)
+    flops = 0.0
+    _sync(device)
+    t0 = time.perf_counter()
+    for tile in tiles:
+        zp[tile.rows] @ zp[tile.cols].T
+        zx[tile.rows] @ zx[tile.cols].T
+        nr, nc = tile.rows.stop - tile.rows.start, tile.cols.stop - tile.cols.start
+        flops += 2.0 * nr * nc * (D + R)
+    _sync(device)
+    return time.perf_counter() - t0, flops
+
+
+def run_one(impl: str, n: int, device_name: str, block: int | None) -> dict[str, float]:
+    """Body of one subprocess: time one implementation at one n."""
+    from tp_harness import task_prior_moments
+    from tp_harness.moments import default_block_size
+
+    device = torch.device(device_name)
+    x, p = _data(n, device)
+    _sync(device)
+    t0 = time.perf_counter()
+    if impl == "dense":
+        mean, var = dense_moments(x, p, T)
+    else:
+        r = task_prior_moments(x, p, T, device=device, block_size=block)
+        mean, var = r.mean, r.variance  # type: ignore[union-attr]
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    out = {"seconds": seconds, "mean": mean, "variance": var}
+    if impl == "ours":
+        bs = block or default_block_size(device)
+        mm_s, flops = tile_matmul_seconds(x, p, bs, device)
+        out.update(matmul_seconds=mm_s, flops=flops, block=bs)
+    out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    if device.type == "cuda":
+        out["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
+def _spawn(impl: str, n: int, device: str, block: int | None) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--child", impl, "--n", str(n), "--device", device]
+    if block:
+        cmd += ["--block-size", str(block)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        return {"error": res.stderr.strip().splitlines()[-1] if res.stderr else "failed"}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compare", type=int, nargs="*", default=[4096, 8192, 16384])
+    ap.add_argument("--alone", type=int, nargs="*", default=[50_000, 100_000])
+    ap.add_argument("--block-size", type=int, default=None)
+    ap.add_argument("--child", choices=["dense", "ours"], default=None)
+    ap.add_argument("--n", type=int, default=0)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(run_one(args.child, args.n, args.device, args.block_size)))
+        return
+    device = torch.device(args.device)
+    rate = matmul_rate(device)
+    print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
+          f"fp32 matmul rate={rate:.1f} GFLOP/s (2048^3), d=r={D}, T={T}\n")
+    print("| n | dense s | dense RSS GiB | ours s | ours RSS GiB | speed-up | "
+          "rel. diff mean | tile GEMM GFLOP/s | % of matmul rate | end-to-end GFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for n in [*args.compare, *args.alone]:
+        ours = _spawn("ours", n, args.device, args.block_size)
+        dense = _spawn("dense", n, args.device, None) if n in args.compare else {}
+        if "error" in ours:
+            print(f"| {n} | | | error: {ours['error']} |")
+            continue
+        gemm = ours["flops"] / ours["matmul_seconds"] / 1e9
+        e2e = ours["flops"] / ours["seconds"] / 1e9
+        mem = ours.get("peak_gpu_gib", ours["peak_rss_gib"])
+        if dense and "error" not in dense:
+            dmem = dense.get("peak_gpu_gib", dense["peak_rss_gib"])
+            rel = abs(dense["mean"] - ours["mean"]) / abs(ours["mean"])
+            dcols = (f"{dense['seconds']:.2f} | {dmem:.2f} | {ours['seconds']:.2f} | {mem:.2f} | "
+                     f"{dense['seconds'] / ours['seconds']:.1f}x | {rel:.1e}")
+        elif dense:
+            dcols = f"{dense['error'][:40]} | | {ours['seconds']:.2f} | {mem:.2f} | | "
+        else:
+            dcols = f"- | - | {ours['seconds']:.2f} | {mem:.2f} | - | -"
+        print(f"| {n} | {dcols} | {gemm:.1f} | {100 * gemm / rate:.0f}% | {e2e:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""``python -m tp_harness``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
