@@ -1,0 +1,470 @@
+"""Probes fitted on many sampled tasks at once: ridge, cosine kNN, multinomial logistic.
+
+A *task* is an integer label vector over the ``n`` examples; ``S`` tasks form a
+``(S, n)`` array with labels ``0..q-1``. All tasks share one train/test split and
+all the work that does not depend on the labels:
+
+* ``ridge``: one factorisation of the train Gram matrix (the ``d x d`` primal or
+  the ``n_train x n_train`` dual system, whichever is smaller, Cholesky in float64)
+  and one product for the ``S·q`` one-hot targets. Per task this is exactly
+  ``sklearn.linear_model.Ridge(alpha)`` on one-hot targets (X and Y centered on the
+  train set, intercept not penalised); the prediction is the argmax.
+* ``knn``: one cosine neighbour graph (top-``k`` train rows per test row), then a
+  majority vote per task; ties go to the smallest label, as in sklearn's
+  ``KNeighborsClassifier(n_neighbors=k, metric="cosine")``.
+* ``logistic``: multinomial logistic regression on features standardised with the
+  train mean/std, all tasks optimised together by L-BFGS; the objective per task is
+  sklearn's ``C Σ_i log-loss + ½||W||²`` with ``C = 1/alpha`` (intercept not
+  penalised; a task with two classes gets sklearn's binomial penalty).
+
+:func:`probe_tasks` draws the split and returns a :class:`ProbeResult`; the
+estimator classes (:class:`RidgeProbe`, :class:`KNNProbe`, :class:`LogisticProbe`)
+follow sklearn's conventions: settings in ``__init__``, ``fit`` returns ``self``,
+learned state ends in ``_``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._validation import ArrayLike, as_tensor, check_positive_int, resolve_device
+
+PROBES = ("ridge", "knn", "logistic")
+_EPS = 1e-12
+_CHUNK = 1 << 22  # elements per temporary block (32 MiB in float64)
+
+
+# ----------------------------------------------------------------------------- checks
+
+def _check_alpha(alpha: float, *, positive: bool = False) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise TypeError(f"alpha must be a number >= 0; got {alpha!r}.") from None
+    if not math.isfinite(a) or a < 0 or (positive and a == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"alpha must be a finite number {bound}; got {alpha!r}.")
+    return a
+
+
+def _check_fraction(test_fraction: float) -> float:
+    f = float(test_fraction)
+    if not 0.0 < f < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction!r}.")
+    return f
+
+
+def as_tasks(tasks: ArrayLike, n: int | None = None, *, num_classes: int | None = None,
+             device: torch.device | None = None, name: str = "tasks") -> tuple[torch.Tensor, int]:
+    """Check integer task labels: (S, n) or (n,) -> ((S, n) LongTensor, q).
+
+    ``q`` is ``num_classes`` or, if ``None``, ``max label + 1``. Labels must be ``>= 0``.
+    """
+    t = as_tensor(tasks, name, ndim=None, device=device)
+    if t.ndim not in (1, 2):
+        raise ValueError(f"{name} must be (num_tasks, n) or (n,); got shape {tuple(t.shape)}.")
+    if t.is_floating_point():
+        if not bool((t == t.round()).all()):
+            raise ValueError(f"{name} must hold integer class labels; got non-integer values.")
+    t = t.long().reshape(-1, t.shape[-1])
+    if n is not None and t.shape[1] != n:
+        raise ValueError(f"{name} has {t.shape[1]} examples per task but features has {n} "
+                         "rows; both must describe the same examples in the same order.")
+    if int(t.min()) < 0:
+        raise ValueError(f"{name} must hold labels 0..q-1; found {int(t.min())}.")
+    q = int(t.max()) + 1
+    if num_classes is not None:
+        num_classes = check_positive_int(num_classes, "num_classes")
+        if q > num_classes:
+            raise ValueError(f"{name} has label {q - 1} but num_classes={num_classes}.")
+        q = num_classes
+    return t, q
+
+
+def _ndim(a: ArrayLike) -> int:
+    return int(a.ndim) if hasattr(a, "ndim") else int(np.ndim(a))
+
+
+def train_test_indices(n: int, test_fraction: float = 0.25,
+                       seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One seeded random split of ``range(n)``: sorted (train, test) LongTensors.
+
+    ``n_test = ceil(test_fraction · n)`` as in sklearn's ``train_test_split``. Not
+    stratified (the tasks differ). Both sides need at least 2 examples.
+    """
+    f = _check_fraction(test_fraction)
+    seed = check_positive_int(seed, "seed", minimum=0)
+    n_test = math.ceil(f * n)
+    if n_test < 2 or n - n_test < 2:
+        raise ValueError(f"test_fraction={test_fraction} on n={n} examples gives {n_test} test "
+                         f"and {n - n_test} train examples; each split needs at least 2.")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[n_test:].sort().values, perm[:n_test].sort().values
+
+
+def _class_counts(y: torch.Tensor, q: int) -> torch.Tensor:
+    """Class counts per task: (S, n) -> (S, q) float64."""
+    out = torch.zeros(y.shape[0], q, dtype=torch.float64, device=y.device)
+    return out.scatter_add_(1, y, torch.ones(1, dtype=torch.float64, device=y.device)
+                            .expand_as(y))
+
+
+def majority_rate(train_tasks: torch.Tensor, test_tasks: torch.Tensor, q: int) -> torch.Tensor:
+    """Test accuracy of predicting each task's most frequent train class. -> (S,) float64.
+
+    Ties between train classes go to the smallest label.
+    """
+    majority = _class_counts(train_tasks, q).argmax(dim=1, keepdim=True)  # (S, 1)
+    return (test_tasks == majority).double().mean(dim=1)
+
+
+# ----------------------------------------------------------------------------- ridge
+
+def _psd_solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a⁻¹ b`` for symmetric PSD ``a`` by Cholesky; pseudo-inverse if ``a`` is singular."""
+    chol, info = torch.linalg.cholesky_ex(a)
+    if int(info) == 0:
+        return torch.cholesky_solve(b, chol)
+    evals, evecs = torch.linalg.eigh(a)
+    tol = float(evals.abs().max()) * a.shape[0] * torch.finfo(a.dtype).eps
+    inv = torch.where(evals > tol, 1.0 / evals.clamp_min(tol), torch.zeros_like(evals))
+    return evecs @ (inv[:, None] * (evecs.T @ b))
+
+
+def class_sums(m: torch.Tensor, y: torch.Tensor, q: int) -> torch.Tensor:
+    """``m @ onehot(y)`` for all tasks: (p, n), (S, n) -> (p, S·q), column ``s·q + c``.
+
+    One dense product per block of tasks (the one-hot block is built on the fly).
+    """
+    p, n = m.shape
+    s_total = y.shape[0]
+    out = torch.empty(p, s_total * q, dtype=m.dtype, device=m.device)
+    step = max(1, _CHUNK // (n * q))
+    for s0 in range(0, s_total, step):
+        yb = y[s0:s0 + step]  # (Sb, n)
+        onehot = torch.zeros(n, yb.shape[0] * q, dtype=m.dtype, device=m.device)
+        offsets = torch.arange(yb.shape[0], device=y.device) * q
+        onehot.scatter_(1, (yb + offsets[:, None]).T, 1.0)
+        out[:, s0 * q:(s0 + yb.shape[0]) * q] = m @ onehot
+    return out
+
+
+class RidgeProbe:
+    """Ridge regression on one-hot targets for ``S`` tasks at once.
+
+    Per task equal to ``sklearn.linear_model.Ridge(alpha)`` fitted on
+    ``onehot(y, q)``; ``predict`` is the argmax over classes. Computed in float64.
+
+    Learned state: ``coef_`` (S, q, d), ``intercept_`` (S, q), ``num_classes_``,
+    ``n_features_in_``.
+    """
+
+    def __init__(self, alpha: float = 1.0, *, num_classes: int | None = None,
+                 device: str | torch.device | None = None) -> None:
+        self.alpha = alpha
+        self.num_classes = num_classes
+        self.device = device
+
+    def fit(self, x: ArrayLike, tasks: ArrayLike) -> RidgeProbe:
+        """Fit on features (n, d) and tasks (S, n) or (n,)."""
+        alpha = _check_alpha(self.alpha)
+        dev = resolve_device(self.device)
+        xt = as_tensor(x, "x", device=dev).double()
+        y, q = as_tasks(tasks, xt.shape[0], num_classes=self.num_classes, device=dev)
+        n, d = xt.shape
+        x_mean = xt.mean(dim=0)
+        xc = xt - x_mean
+        if d <= n:  # primal: (XcᵀXc + αI) W = Xcᵀ Y
+            gram = xc.T @ xc
+            gram.diagonal().add_(alpha)
+            w = _psd_solve(gram, class_sums(xc.T, y, q))
+        else:  # dual: W = Xcᵀ (XcXcᵀ + αI)⁻¹ Y  (Y need not be centered: Xcᵀ1 = 0)
+            gram = xc @ xc.T
+            gram.diagonal().add_(alpha)
+            w = class_sums(_psd_solve(gram, xc).T, y, q)
+        y_mean = (_class_counts(y, q) / n).reshape(-1)  # (S·q,)
+        self._w = w  # (d, S·q)
+        self.coef_ = w.reshape(d, -1, q).permute(1, 2, 0)  # (S, q, d) view
+        self.intercept_ = (y_mean - x_mean @ w).reshape(-1, q)  # (S, q)
+        self.num_classes_, self.n_features_in_ = q, d
+        self._single = _ndim(tasks) == 1
+        return self
+
+    def decision_function(self, x: ArrayLike) -> torch.Tensor:
+        """Scores (S, m, q) for features (m, d)."""
+        xt = self._check_x(x)
+        scores = xt @ self._w + self.intercept_.reshape(-1)  # (m, S·q)
+        return scores.reshape(xt.shape[0], -1, self.num_classes_).permute(1, 0, 2)
+
+    def predict(self, x: ArrayLike) -> torch.Tensor:
+        """Predicted labels (S, m) LongTensor ((m,) if fitted on one (n,) task)."""
+        xt = self._check_x(x)
+        q, b = self.num_classes_, self.intercept_.reshape(-1)
+        rows = max(1, _CHUNK // self._w.shape[1])
+        preds = [(xt[i:i + rows] @ self._w + b).reshape(-1, self._w.shape[1] // q, q).argmax(2)
+                 for i in range(0, xt.shape[0], rows)]
+        out = torch.cat(preds).T.contiguous()  # (S, m)
+        return out[0] if self._single else out
+
+    def _check_x(self, x: ArrayLike) -> torch.Tensor:
+        if not hasattr(self, "_w"):
+            raise RuntimeError("This RidgeProbe is not fitted yet; call fit(x, tasks) first.")
+        xt = as_tensor(x, "x", device=self._w.device).double()
+        if xt.shape[1] != self.n_features_in_:
+            raise ValueError(f"x has {xt.shape[1]} features; the probe was fitted on "
+                             f"{self.n_features_in_}.")
+        return xt
+
+
+# ----------------------------------------------------------------------------- kNN
+
+def _normalize_rows(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=1, keepdim=True).clamp_min(_EPS)
+
+
+def vote(labels: torch.Tensor, neighbors: torch.Tensor, q: int) -> torch.Tensor:
+    """Majority label among neighbours, ties to the smallest label.
+
+    labels (S, n_train), neighbors (m, k) train indices -> (S, m) LongTensor.
+    """
+    s_total, (m, k) = labels.shape[0], neighbors.shape
+    step = max(1, _CHUNK // (m * max(k, q)))
+    out = []
+    for s0 in range(0, s_total, step):
+        neigh = labels[s0:s0 + step][:, neighbors]  # (Sb, m, k)
+        counts = torch.zeros(neigh.shape[0], m, q, dtype=torch.int32, device=labels.device)
+        counts.scatter_add_(2, neigh, torch.ones(1, dtype=torch.int32,
+                                                 device=labels.device).expand_as(neigh))
+        out.append(counts.argmax(dim=2))
+    return torch.cat(out)
+
+
+class KNNProbe:
+    """k-nearest-neighbour classifier with cosine similarity, ``S`` tasks at once.
+
+    Per task equal to ``KNeighborsClassifier(n_neighbors=k, metric="cosine")``
+    (uniform weights, ties to the smallest label). One neighbour graph serves all
+    tasks; similarities are computed in the features' float dtype, in row batches.
+
+    Learned state: ``train_`` (n, d) unit rows, ``labels_`` (S, n), ``num_classes_``.
+    """
+
+    def __init__(self, k: int = 20, *, num_classes: int | None = None, batch_size: int = 2048,
+                 device: str | torch.device | None = None) -> None:
+        self.k = k
+        self.num_classes = num_classes
+        self.batch_size = batch_size
+        self.device = device
+
+    def fit(self, x: ArrayLike, tasks: ArrayLike) -> KNNProbe:
+        """Store unit-norm train rows (n, d) and tasks (S, n) or (n,)."""
+        k = check_positive_int(self.k, "k")
+        dev = resolve_device(self.device)
+        xt = as_tensor(x, "x", device=dev)
+        xt = xt if xt.is_floating_point() else xt.double()
+        y, q = as_tasks(tasks, xt.shape[0], num_classes=self.num_classes, device=dev)
+        if k > xt.shape[0]:
+            raise ValueError(f"k={k} is larger than the {xt.shape[0]} training examples.")
+        self.train_, self.labels_, self.num_classes_ = _normalize_rows(xt), y, q
+        self._single = _ndim(tasks) == 1
+        return self
+
+    def kneighbors(self, x: ArrayLike) -> torch.Tensor:
+        """Indices (m, k) of the ``k`` most cosine-similar train rows, nearest first."""
+        if not hasattr(self, "train_"):
+            raise RuntimeError("This KNNProbe is not fitted yet; call fit(x, tasks) first.")
+        xt = as_tensor(x, "x", device=self.train_.device).to(self.train_.dtype)
+        if xt.shape[1] != self.train_.shape[1]:
+            raise ValueError(f"x has {xt.shape[1]} features; the probe was fitted on "
+                             f"{self.train_.shape[1]}.")
+        xn, b = _normalize_rows(xt), check_positive_int(self.batch_size, "batch_size")
+        return torch.cat([(xn[i:i + b] @ self.train_.T).topk(self.k, dim=1).indices
+                          for i in range(0, xn.shape[0], b)])
+
+    def predict(self, x: ArrayLike) -> torch.Tensor:
+        """Predicted labels (S, m) LongTensor ((m,) if fitted on one (n,) task)."""
+        out = vote(self.labels_, self.kneighbors(x), self.num_classes_)
+        return out[0] if self._single else out
+
+
+# ----------------------------------------------------------------------------- logistic
+
+class LogisticProbe:
+    """Multinomial logistic regression for ``S`` tasks, optimised together by L-BFGS.
+
+    Features are standardised with the train mean and std (``StandardScaler``); per
+    task the objective is ``Σ_i log-loss_i + (alpha/2)||W||²`` (sklearn's
+    ``LogisticRegression(C=1/alpha)``), intercept not penalised, classes absent from
+    a task's train labels masked out. Tasks with two classes get penalty ``2·alpha``
+    on the two-column softmax, which is sklearn's binomial model exactly.
+
+    Learned state: ``coef_`` (S, q, d) and ``intercept_`` (S, q) on standardised
+    features, ``mean_``, ``scale_`` (d,), ``classes_mask_`` (S, q), ``n_iter_``.
+    """
+
+    def __init__(self, alpha: float = 1.0, *, max_iter: int = 100, tol: float = 1e-6,
+                 num_classes: int | None = None,
+                 device: str | torch.device | None = None) -> None:
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.num_classes = num_classes
+        self.device = device
+
+    def fit(self, x: ArrayLike, tasks: ArrayLike) -> LogisticProbe:
+        """Fit on features (n, d) and tasks (S, n) or (n,)."""
+        alpha = _check_alpha(self.alpha, positive=True)
+        dev = resolve_device(self.device)
+        xt = as_tensor(x, "x", device=dev)
+        xt = xt if xt.is_floating_point() else xt.double()
+        y, q = as_tasks(tasks, xt.shape[0], num_classes=self.num_classes, device=dev)
+        self.mean_ = xt.mean(dim=0)
+        std = xt.std(dim=0, unbiased=False)
+        self.scale_ = torch.where(std > 0, std, torch.ones_like(std))
+        xs = (xt - self.mean_) / self.scale_
+        self.classes_mask_ = _class_counts(y, q) > 0  # (S, q)
+        two = self.classes_mask_.sum(dim=1) == 2
+        penalty = alpha * torch.where(two, 2.0, 1.0).to(xt.dtype)  # (S,)
+        params, self.n_iter_ = _lbfgs_multinomial(xs, y, self.classes_mask_, penalty,
+                                                  check_positive_int(self.max_iter, "max_iter"),
+                                                  float(self.tol))
+        d = xt.shape[1]
+        self.coef_ = params[:d].reshape(d, -1, q).permute(1, 2, 0)  # (S, q, d)
+        self.intercept_ = params[d].reshape(-1, q)
+        self.num_classes_, self.n_features_in_ = q, d
+        self._single = _ndim(tasks) == 1
+        return self
+
+    def decision_function(self, x: ArrayLike) -> torch.Tensor:
+        """Logits (S, m, q) for features (m, d); absent classes get ``-inf``."""
+        if not hasattr(self, "coef_"):
+            raise RuntimeError("This LogisticProbe is not fitted yet; call fit first.")
+        xt = as_tensor(x, "x", device=self.mean_.device).to(self.mean_.dtype)
+        if xt.shape[1] != self.n_features_in_:
+            raise ValueError(f"x has {xt.shape[1]} features; the probe was fitted on "
+                             f"{self.n_features_in_}.")
+        xs = (xt - self.mean_) / self.scale_
+        logits = torch.einsum("md,sqd->smq", xs, self.coef_) + self.intercept_[:, None, :]
+        return logits.masked_fill(~self.classes_mask_[:, None, :], -math.inf)
+
+    def predict(self, x: ArrayLike) -> torch.Tensor:
+        """Predicted labels (S, m) LongTensor ((m,) if fitted on one (n,) task)."""
+        out = self.decision_function(x).argmax(dim=2)
+        return out[0] if self._single else out
+
+
+def _lbfgs_multinomial(xs: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
+                       penalty: torch.Tensor, max_iter: int,
+                       tol: float) -> tuple[torch.Tensor, int]:
+    """Minimise Σ_s [mean_i nll_si + penalty_s/(2n) ||W_s||²]; returns params (d+1, S·q)."""
+    n, d = xs.shape
+    s_total, q = mask.shape
+    x1 = torch.cat([xs, torch.ones(n, 1, dtype=xs.dtype, device=xs.device)], dim=1)
+    params = torch.zeros(d + 1, s_total * q, dtype=xs.dtype, device=xs.device,
+                         requires_grad=True)
+    target = y.T.unsqueeze(-1)  # (n, S, 1)
+    reg = (penalty / (2 * n)).repeat_interleave(q)  # (S·q,)
+    opt = torch.optim.LBFGS([params], lr=1.0, max_iter=max_iter, tolerance_grad=tol,
+                            tolerance_change=1e-12, history_size=20,
+                            line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        logits = (x1 @ params).reshape(n, s_total, q).masked_fill(~mask, -math.inf)
+        nll = -torch.log_softmax(logits, dim=2).gather(2, target).sum() / n
+        loss = nll + (reg * params[:d].pow(2)).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    n_iter = int(opt.state[params].get("n_iter", 0))
+    return params.detach(), n_iter
+
+
+# ----------------------------------------------------------------------------- driver
+
+@dataclass(frozen=True, eq=False)
+class ProbeResult:
+    """Held-out probe accuracy on ``S`` tasks sharing one train/test split.
+
+    ``accuracy`` (S,) and ``majority_rate`` (S,) are float64; ``majority_rate`` is the
+    test accuracy of always predicting the task's most frequent *train* class (ties to
+    the smallest label). ``predictions`` is (S, n_test) int64 in ``test_indices``
+    order. Arrays are read-only.
+    """
+
+    probe: str
+    accuracy: np.ndarray
+    majority_rate: np.ndarray
+    predictions: np.ndarray
+    train_indices: np.ndarray
+    test_indices: np.ndarray
+    num_classes: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for arr in (self.accuracy, self.majority_rate, self.predictions,
+                    self.train_indices, self.test_indices):
+            arr.setflags(write=False)
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self.accuracy.shape[0])
+
+    def summary(self) -> dict[str, float]:
+        """mean, std (population, ddof=0), p5 (5th percentile, linear), min,
+        gain_over_majority (mean of accuracy - majority_rate), num_tasks."""
+        acc = self.accuracy
+        return {"mean": float(acc.mean()), "std": float(acc.std()),
+                "p5": float(np.percentile(acc, 5)), "min": float(acc.min()),
+                "gain_over_majority": float((acc - self.majority_rate).mean()),
+                "num_tasks": float(self.num_tasks)}
+
+
+def make_probe(probe: str, *, alpha: float = 1.0, k: int = 20, num_classes: int | None = None,
+               device: str | torch.device | None = None) -> RidgeProbe | KNNProbe | LogisticProbe:
+    """The estimator for ``probe`` in :data:`PROBES`, with checked settings."""
+    if probe not in PROBES:
+        raise ValueError(f"probe={probe!r} is not known; choose one of {', '.join(PROBES)}.")
+    check_positive_int(k, "k")
+    _check_alpha(alpha, positive=probe == "logistic")
+    if probe == "ridge":
+        return RidgeProbe(alpha, num_classes=num_classes, device=device)
+    if probe == "knn":
+        return KNNProbe(k, num_classes=num_classes, device=device)
+    return LogisticProbe(alpha, num_classes=num_classes, device=device)
+
+
+def probe_tasks(features: ArrayLike, tasks: ArrayLike, *, probe: str = "ridge",
+                alpha: float = 1.0, k: int = 20, test_fraction: float = 0.25, seed: int = 0,
+                device: str | torch.device | None = None) -> ProbeResult:
+    """Fit ``probe`` on every task and score it on one shared held-out split.
+
+    features (n, d); tasks (S, n) or (n,) integer labels ``0..q-1`` (``q = max + 1``).
+    ``alpha``: ridge penalty / logistic ``1/C``; ``k``: kNN neighbours. The split is
+    :func:`train_test_indices` ``(n, test_fraction, seed)``.
+    """
+    dev = resolve_device(device)
+    x = as_tensor(features, "features", device=dev)
+    y, q = as_tasks(tasks, x.shape[0], device=dev)
+    est = make_probe(probe, alpha=alpha, k=k, num_classes=q, device=dev)
+    train, test = (i.to(dev) for i in train_test_indices(x.shape[0], test_fraction, seed))
+    if probe == "knn" and k > train.numel():
+        raise ValueError(f"k={k} is larger than the {train.numel()} training examples.")
+    pred = est.fit(x[train], y[:, train]).predict(x[test])  # (S, n_test)
+    y_test = y[:, test]
+    settings = {"alpha": float(alpha), "k": int(k), "test_fraction": float(test_fraction),
+                "seed": int(seed), "device": str(dev)}
+    return ProbeResult(
+        probe=probe,
+        accuracy=(pred == y_test).double().mean(dim=1).cpu().numpy(),
+        majority_rate=majority_rate(y[:, train], y_test, q).cpu().numpy(),
+        predictions=pred.cpu().numpy(),
+        train_indices=train.cpu().numpy(),
+        test_indices=test.cpu().numpy(),
+        num_classes=q, settings=settings)
