@@ -136,22 +136,27 @@ def _psd_solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return evecs @ (inv[:, None] * (evecs.T @ b))
 
 
-def class_sums(m: torch.Tensor, y: torch.Tensor, q: int) -> torch.Tensor:
-    """``m @ onehot(y)`` for all tasks: (p, n), (S, n) -> (p, S·q), column ``s·q + c``.
+def class_sums(m: torch.Tensor, y: torch.Tensor, q: int, *,
+               rows_sum_to_zero: bool = False) -> torch.Tensor:
+    """``onehot(y)ᵀ m`` for all tasks: (n, p), (S, n) -> (S·q, p), row ``s·q + c``.
 
-    One dense product per block of tasks (the one-hot block is built on the fly).
+    Row ``s·q + c`` is the sum of the rows of ``m`` whose label in task ``s`` is ``c``.
+    One dense product per block of tasks (one-hot blocks built on the fly). With
+    ``rows_sum_to_zero`` (the rows of ``m`` sum to 0, e.g. centered features) the
+    last class is minus the sum of the others, which saves one class in ``q``.
     """
-    p, n = m.shape
+    n, p = m.shape
     s_total = y.shape[0]
-    out = torch.empty(p, s_total * q, dtype=m.dtype, device=m.device)
-    step = max(1, _CHUNK // (n * q))
+    qb = q - 1 if rows_sum_to_zero and q > 1 else q
+    out = torch.empty(s_total, q, p, dtype=m.dtype, device=m.device)
+    step = max(1, _CHUNK // (n * qb))
+    classes = torch.arange(qb, device=y.device)[None, :, None]
     for s0 in range(0, s_total, step):
-        yb = y[s0:s0 + step]  # (Sb, n)
-        onehot = torch.zeros(n, yb.shape[0] * q, dtype=m.dtype, device=m.device)
-        offsets = torch.arange(yb.shape[0], device=y.device) * q
-        onehot.scatter_(1, (yb + offsets[:, None]).T, 1.0)
-        out[:, s0 * q:(s0 + yb.shape[0]) * q] = m @ onehot
-    return out
+        onehot = (y[s0:s0 + step, None, :] == classes).to(m.dtype)  # (Sb, qb, n)
+        out[s0:s0 + step, :qb] = torch.matmul(onehot, m)  # (Sb, qb, p)
+    if qb < q:
+        out[:, q - 1] = -out[:, :qb].sum(dim=1)
+    return out.reshape(s_total * q, p)
 
 
 class RidgeProbe:
@@ -179,18 +184,17 @@ class RidgeProbe:
         n, d = xt.shape
         x_mean = xt.mean(dim=0)
         xc = xt - x_mean
-        if d <= n:  # primal: (XcᵀXc + αI) W = Xcᵀ Y
+        if d <= n:  # primal: W = (XcᵀXc + αI)⁻¹ Xcᵀ Y
             gram = xc.T @ xc
             gram.diagonal().add_(alpha)
-            w = _psd_solve(gram, class_sums(xc.T, y, q))
+            w = _psd_solve(gram, class_sums(xc, y, q, rows_sum_to_zero=True).T).T
         else:  # dual: W = Xcᵀ (XcXcᵀ + αI)⁻¹ Y  (Y need not be centered: Xcᵀ1 = 0)
             gram = xc @ xc.T
             gram.diagonal().add_(alpha)
-            w = class_sums(_psd_solve(gram, xc).T, y, q)
+            w = class_sums(_psd_solve(gram, xc), y, q)
         y_mean = (_class_counts(y, q) / n).reshape(-1)  # (S·q,)
-        self._w = w  # (d, S·q)
-        self.coef_ = w.reshape(d, -1, q).permute(1, 2, 0)  # (S, q, d) view
-        self.intercept_ = (y_mean - x_mean @ w).reshape(-1, q)  # (S, q)
+        self.coef_ = w.reshape(-1, q, d)  # (S, q, d); row s·q + c of w
+        self.intercept_ = (y_mean - w @ x_mean).reshape(-1, q)  # (S, q)
         self.num_classes_, self.n_features_in_ = q, d
         self._single = _ndim(tasks) == 1
         return self
@@ -198,23 +202,24 @@ class RidgeProbe:
     def decision_function(self, x: ArrayLike) -> torch.Tensor:
         """Scores (S, m, q) for features (m, d)."""
         xt = self._check_x(x)
-        scores = xt @ self._w + self.intercept_.reshape(-1)  # (m, S·q)
-        return scores.reshape(xt.shape[0], -1, self.num_classes_).permute(1, 0, 2)
+        return torch.einsum("md,sqd->smq", xt, self.coef_) + self.intercept_[:, None, :]
 
     def predict(self, x: ArrayLike) -> torch.Tensor:
         """Predicted labels (S, m) LongTensor ((m,) if fitted on one (n,) task)."""
         xt = self._check_x(x)
-        q, b = self.num_classes_, self.intercept_.reshape(-1)
-        rows = max(1, _CHUNK // self._w.shape[1])
-        preds = [(xt[i:i + rows] @ self._w + b).reshape(-1, self._w.shape[1] // q, q).argmax(2)
-                 for i in range(0, xt.shape[0], rows)]
-        out = torch.cat(preds).T.contiguous()  # (S, m)
+        w, b = self.coef_.reshape(-1, self.n_features_in_), self.intercept_.reshape(-1)
+        out = torch.empty(w.shape[0] // self.num_classes_, xt.shape[0], dtype=torch.long,
+                          device=xt.device)  # (S, m)
+        rows = max(1, _CHUNK // w.shape[0])
+        for i in range(0, xt.shape[0], rows):
+            scores = torch.addmm(b, xt[i:i + rows], w.T)  # (rows, S·q)
+            out[:, i:i + rows] = scores.reshape(scores.shape[0], -1, self.num_classes_).argmax(2).T
         return out[0] if self._single else out
 
     def _check_x(self, x: ArrayLike) -> torch.Tensor:
-        if not hasattr(self, "_w"):
+        if not hasattr(self, "coef_"):
             raise RuntimeError("This RidgeProbe is not fitted yet; call fit(x, tasks) first.")
-        xt = as_tensor(x, "x", device=self._w.device).double()
+        xt = as_tensor(x, "x", device=self.coef_.device).double()
         if xt.shape[1] != self.n_features_in_:
             raise ValueError(f"x has {xt.shape[1]} features; the probe was fitted on "
                              f"{self.n_features_in_}.")
