@@ -27,6 +27,7 @@ from ._validation import (
 )
 from .kernels import Kernel, build_kernels, check_kernel_name
 
+SumsFn = Callable[..., torch.Tensor]
 PAIRS_CONVENTION = "ordered pairs (i, j), diagonal included"
 METHODS = ("exact", "monte_carlo")
 
@@ -220,6 +221,7 @@ def task_prior_moments(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     progress: Callable[[int], None] | None = None,
+    sums_fn: SumsFn | None = None,
 ) -> MomentResult | dict[str, dict[float, MomentResult]]:
     """Mean and variance of the alignment ``Tr(MG)`` over all tasks ``G ~ μ_K`` (Theorem 3.6).
 
@@ -237,6 +239,8 @@ def task_prior_moments(
         dtype: tile dtype; default float64 if any input is float64, else float32.
             Sums are accumulated in float64 either way.
         progress: called with the number of tiles done (e.g. ``tqdm.update``).
+        sums_fn: replaces :func:`moment_sums` (same signature), e.g. to split the
+            tiles over processes (:func:`tp_harness.distributed.distributed_moment_sums`).
 
     Returns:
         A :class:`MomentResult` for one array and one temperature; otherwise
@@ -266,7 +270,8 @@ def task_prior_moments(
         bs = check_positive_int(block_size, "block_size") if block_size is not None \
             else default_block_size(dev)
         symmetric = prior_k.is_factor and all(m.is_factor for m in mks)
-        sums = moment_sums(mks, prior_k, temps, tile_plan(n, bs, symmetric), progress=progress)
+        sums = (sums_fn or moment_sums)(mks, prior_k, temps, tile_plan(n, bs, symmetric),
+                                        progress=progress)
         sums = sums.cpu()
     else:
         if num_pairs is None:

@@ -1,0 +1,61 @@
+"""Correlations across models with bootstrap confidence intervals (pure numpy)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _rank(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank), as scipy.stats.rankdata."""
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(1, len(x) + 1)
+    uniq, inv = np.unique(x, return_inverse=True)
+    if len(uniq) < len(x):
+        sums = np.bincount(inv, weights=ranks)
+        counts = np.bincount(inv)
+        ranks = (sums / counts)[inv]
+    return ranks
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson r of two (m,) vectors; NaN when either is constant."""
+    xc, yc = x - x.mean(), y - y.mean()
+    den = math.sqrt(float(xc @ xc) * float(yc @ yc))
+    return float(xc @ yc) / den if den > 0 else float("nan")
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rho: Pearson r of average ranks."""
+    return pearson(_rank(x), _rank(y))
+
+
+def correlation_with_ci(x: np.ndarray, y: np.ndarray, *, num_bootstrap: int = 1000,
+                        seed: int = 0, level: float = 0.95) -> dict[str, float | int | list]:
+    """Pearson and Spearman of (m,) vectors with percentile bootstrap CIs over items.
+
+    Returns ``{"n", "pearson", "pearson_ci", "spearman", "spearman_ci"}``; CIs are
+    ``[lo, hi]`` from resampling the m items with replacement (NaN resamples dropped).
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of the same length; got {x.shape} and {y.shape}.")
+    out: dict[str, float | int | list] = {"n": int(len(x)), "pearson": float("nan"),
+                                          "spearman": float("nan"),
+                                          "pearson_ci": [float("nan")] * 2,
+                                          "spearman_ci": [float("nan")] * 2}
+    if len(x) < 3:
+        return out
+    out["pearson"], out["spearman"] = pearson(x, y), spearman(x, y)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(num_bootstrap, len(x)))
+    alpha = (1 - level) / 2
+    for name, fn in (("pearson", pearson), ("spearman", spearman)):
+        vals = np.array([fn(x[i], y[i]) for i in idx])
+        vals = vals[np.isfinite(vals)]
+        if len(vals):
+            out[f"{name}_ci"] = [float(np.quantile(vals, alpha)),
+                                 float(np.quantile(vals, 1 - alpha))]
+    return out
