@@ -27,7 +27,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
             "text_column", "image_column", "label_column", "num_examples", "temperatures",
             "num_tasks", "num_classes", "task_temperature", "gibbs_sweeps", "probes",
             "model_kernel", "prior_kernel", "normalize", "output_dir", "cache_dir", "seed",
-            "device", "batch_size", "max_length", "dtype", "push_to_hub")
+            "device", "batch_size", "max_length", "dtype", "push_to_hub", "block_size")
     out = {k: getattr(args, k, None) for k in keys}
     if args.trust_remote_code:
         out["trust_remote_code"] = True
@@ -82,6 +82,7 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--block-size", type=int, default=None, help="moment tile edge")
     p.add_argument("--max-length", type=int, default=None)
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     p.add_argument("--trust-remote-code", action="store_true")

@@ -53,6 +53,7 @@ class Config:
     output_dir: str = "outputs/default"
     cache_dir: str | None = None
     device: str | None = None
+    block_size: int | None = None
     batch_size: int = 32
     max_length: int = 256
     dtype: str = "float32"
@@ -119,6 +120,8 @@ def validate(c: Config) -> None:
            f"task_temperature must be > 0; got {c.task_temperature}.")
     _check(all(q >= 2 for q in c.num_classes) and len(c.num_classes) > 0,
            f"num_classes must be integers >= 2; got {c.num_classes}.")
+    _check(c.block_size is None or c.block_size >= 1,
+           f"block_size must be >= 1; got {c.block_size}.")
     _check(c.num_tasks >= 1, f"num_tasks must be >= 1; got {c.num_tasks}.")
     _check(c.num_examples is None or c.num_examples >= 2,
            f"num_examples must be >= 2; got {c.num_examples}.")

@@ -91,14 +91,15 @@ def compute_scores(config: Config, reps: representations.Representations, priors
     """Moments for every model x prior x temperature (tiles split over ranks)."""
     sums_fn = functools.partial(distributed_moment_sums, ctx)
     common = dict(model_kernel=config.model_kernel, normalize=config.normalize,
-                  device=ctx.device, sums_fn=sums_fn)
+                  device=ctx.device, sums_fn=sums_fn, block_size=config.block_size)
     records = []
     for prior in priors:
         groups = ([({name: x}, x) for name, x in reps.arrays.items()] if prior.per_model
                   else [(reps.arrays, prior.inputs)])
         for models, prior_inputs in groups:
             n = len(next(iter(models.values())))
-            bar = _progress_bar(ctx, progress, _num_tiles(n, ctx), f"moments [{prior.name}]")
+            bar = _progress_bar(ctx, progress, _num_tiles(n, config.block_size, ctx),
+                                f"moments [{prior.name}]")
             out = task_prior_moments(models, prior_inputs, list(config.temperatures),
                                      prior_kernel=prior.kernel, prior_weights=prior.weights,
                                      progress=bar.update, **common)  # type: ignore[arg-type]
@@ -109,10 +110,10 @@ def compute_scores(config: Config, reps: representations.Representations, priors
     return records
 
 
-def _num_tiles(n: int, ctx: DistContext) -> int:
+def _num_tiles(n: int, block_size: int | None, ctx: DistContext) -> int:
     from .moments import default_block_size
 
-    b = -(-n // default_block_size(ctx.device))
+    b = -(-n // (block_size or default_block_size(ctx.device)))
     return -(-(b * (b + 1) // 2) // ctx.world_size)
 
 
@@ -171,13 +172,22 @@ def compute_baselines(reps: representations.Representations, labels: np.ndarray 
     prior_x = prior.inputs if prior is not None and not prior.per_model and \
         prior.weights is None and prior.kernel != "label_graph" else None
     for name, x in reps.arrays.items():
-        row: dict[str, Any] = {"model": name, "rankme": bl.rankme(x), "alpha_req": bl.alpha_req(x)}
+        row: dict[str, Any] = {"model": name, "rankme": _safe(bl.rankme, x),
+                               "alpha_req": _safe(bl.alpha_req, x)}
         if labels is not None:
-            row["kernel_target_alignment"] = bl.kernel_target_alignment(x, labels)
+            row["kernel_target_alignment"] = _safe(bl.kernel_target_alignment, x, labels)
         if prior_x is not None:
-            row["linear_cka_prior"] = bl.linear_cka(x, prior_x)
+            row["linear_cka_prior"] = _safe(bl.linear_cka, x, prior_x)
         rows.append(row)
     return rows
+
+
+def _safe(fn: Callable[..., float], *args: Any) -> float | None:
+    """A baseline value, or None where it is undefined (e.g. constant features)."""
+    try:
+        return float(fn(*args))
+    except ValueError:
+        return None
 
 
 def compute_correlations(config: Config, scores: list[dict[str, Any]],
@@ -236,7 +246,8 @@ def run(config: Config, *, ctx: DistContext | None = None, progress: bool = True
         scores = compute_scores(config, reps, priors, ctx, progress)
     results = Results(config=config.to_dict(), data=_data_record(data),
                       models=reps.info + prior_reps.info, scores=scores,
-                      conventions=conventions(config))
+                      conventions=conventions(config),
+                      environment={"world_size": ctx.world_size, "device": str(ctx.device)})
     if ctx.is_main:
         _main_process_stages(config, results, reps, priors, data, ctx, timer, progress)
     results.timings = timer.seconds

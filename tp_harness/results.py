@@ -63,6 +63,7 @@ class Results:
     tasks: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     conventions: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str | None] = field(default_factory=package_versions)
     schema_version: str = SCHEMA_VERSION
     extras: dict[str, Any] = field(default_factory=dict, repr=False)  # arrays, not serialised
@@ -72,7 +73,7 @@ class Results:
                 "models": self.models, "scores": self.scores, "probes": self.probes,
                 "baselines": self.baselines, "correlations": self.correlations,
                 "tasks": self.tasks, "timings": self.timings, "conventions": self.conventions,
-                "versions": self.versions}
+                "environment": self.environment, "versions": self.versions}
 
     def save(self, output_dir: str | Path) -> Path:
         """Write ``results.json`` atomically into ``output_dir``; returns its path."""
@@ -87,7 +88,7 @@ class Results:
             raise ValueError(f"results schema {version!r} is not supported "
                              f"(this tp-harness reads {SCHEMA_VERSION}).")
         keys = ("config", "data", "models", "scores", "probes", "baselines", "correlations",
-                "tasks", "timings", "conventions", "versions")
+                "tasks", "timings", "conventions", "environment", "versions")
         return cls(**{k: d[k] for k in keys if k in d}, schema_version=version)
 
     @classmethod
