@@ -159,7 +159,51 @@ def class_sums(m: torch.Tensor, y: torch.Tensor, q: int, *,
     return out.reshape(s_total * q, p)
 
 
-class RidgeProbe:
+class _TaskProbe:
+    """sklearn-style plumbing shared by the probes: checks in ``fit``/``predict``,
+    math in ``_fit(x, y, q)`` / ``_predict(x) -> (S, m)`` on checked tensors."""
+
+    num_classes: int | None
+    device: str | torch.device | None
+
+    def fit(self, x: ArrayLike, tasks: ArrayLike) -> Any:
+        """Fit on features (n, d) and integer tasks (S, n) or (n,); returns ``self``."""
+        dev = resolve_device(self.device)
+        xt = as_tensor(x, "x", device=dev)
+        xt = xt if xt.is_floating_point() else xt.double()
+        y, q = as_tasks(tasks, xt.shape[0], num_classes=self.num_classes, device=dev)
+        self._single = _ndim(tasks) == 1
+        return self._fit(xt, y, q)
+
+    def predict(self, x: ArrayLike) -> torch.Tensor:
+        """Predicted labels (S, m) LongTensor for features (m, d); (m,) if fitted on (n,)."""
+        out = self._predict(self._check_x(x))
+        return out[0] if self._single else out
+
+    def _check_x(self, x: ArrayLike) -> torch.Tensor:
+        if not hasattr(self, "n_features_in_"):
+            raise RuntimeError(f"This {type(self).__name__} is not fitted yet; "
+                               "call fit(x, tasks) first.")
+        xt = as_tensor(x, "x", device=self._device).to(self._dtype)
+        if xt.shape[1] != self.n_features_in_:
+            raise ValueError(f"x has {xt.shape[1]} features; the probe was fitted on "
+                             f"{self.n_features_in_}.")
+        return xt
+
+    def _remember(self, x: torch.Tensor, q: int, dtype: torch.dtype) -> None:
+        self.n_features_in_, self.num_classes_ = int(x.shape[1]), q
+        self._device, self._dtype = x.device, dtype
+        if not hasattr(self, "_single"):
+            self._single = False
+
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int) -> Any:
+        raise NotImplementedError
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class RidgeProbe(_TaskProbe):
     """Ridge regression on one-hot targets for ``S`` tasks at once.
 
     Per task equal to ``sklearn.linear_model.Ridge(alpha)`` fitted on
@@ -175,28 +219,24 @@ class RidgeProbe:
         self.num_classes = num_classes
         self.device = device
 
-    def fit(self, x: ArrayLike, tasks: ArrayLike) -> RidgeProbe:
-        """Fit on features (n, d) and tasks (S, n) or (n,)."""
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int) -> RidgeProbe:
         alpha = _check_alpha(self.alpha)
-        dev = resolve_device(self.device)
-        xt = as_tensor(x, "x", device=dev).double()
-        y, q = as_tasks(tasks, xt.shape[0], num_classes=self.num_classes, device=dev)
-        n, d = xt.shape
-        x_mean = xt.mean(dim=0)
-        xc = xt - x_mean
-        if d <= n:  # primal: W = (XcᵀXc + αI)⁻¹ Xcᵀ Y
+        x = x.double()
+        n, d = x.shape
+        x_mean = x.mean(dim=0)
+        xc = x - x_mean
+        if d <= n:  # primal: Wᵀ = (XcᵀXc + αI)⁻¹ Xcᵀ Y
             gram = xc.T @ xc
             gram.diagonal().add_(alpha)
             w = _psd_solve(gram, class_sums(xc, y, q, rows_sum_to_zero=True).T).T
-        else:  # dual: W = Xcᵀ (XcXcᵀ + αI)⁻¹ Y  (Y need not be centered: Xcᵀ1 = 0)
+        else:  # dual: Wᵀ = Xcᵀ (XcXcᵀ + αI)⁻¹ Y  (Y need not be centered: Xcᵀ1 = 0)
             gram = xc @ xc.T
             gram.diagonal().add_(alpha)
             w = class_sums(_psd_solve(gram, xc), y, q)
         y_mean = (_class_counts(y, q) / n).reshape(-1)  # (S·q,)
         self.coef_ = w.reshape(-1, q, d)  # (S, q, d); row s·q + c of w
         self.intercept_ = (y_mean - w @ x_mean).reshape(-1, q)  # (S, q)
-        self.num_classes_, self.n_features_in_ = q, d
-        self._single = _ndim(tasks) == 1
+        self._remember(x, q, torch.float64)
         return self
 
     def decision_function(self, x: ArrayLike) -> torch.Tensor:
@@ -204,26 +244,15 @@ class RidgeProbe:
         xt = self._check_x(x)
         return torch.einsum("md,sqd->smq", xt, self.coef_) + self.intercept_[:, None, :]
 
-    def predict(self, x: ArrayLike) -> torch.Tensor:
-        """Predicted labels (S, m) LongTensor ((m,) if fitted on one (n,) task)."""
-        xt = self._check_x(x)
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
         w, b = self.coef_.reshape(-1, self.n_features_in_), self.intercept_.reshape(-1)
-        out = torch.empty(w.shape[0] // self.num_classes_, xt.shape[0], dtype=torch.long,
-                          device=xt.device)  # (S, m)
+        q = self.num_classes_
+        out = torch.empty(w.shape[0] // q, x.shape[0], dtype=torch.long, device=x.device)
         rows = max(1, _CHUNK // w.shape[0])
-        for i in range(0, xt.shape[0], rows):
-            scores = torch.addmm(b, xt[i:i + rows], w.T)  # (rows, S·q)
-            out[:, i:i + rows] = scores.reshape(scores.shape[0], -1, self.num_classes_).argmax(2).T
-        return out[0] if self._single else out
-
-    def _check_x(self, x: ArrayLike) -> torch.Tensor:
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("This RidgeProbe is not fitted yet; call fit(x, tasks) first.")
-        xt = as_tensor(x, "x", device=self.coef_.device).double()
-        if xt.shape[1] != self.n_features_in_:
-            raise ValueError(f"x has {xt.shape[1]} features; the probe was fitted on "
-                             f"{self.n_features_in_}.")
-        return xt
+        for i in range(0, x.shape[0], rows):
+            scores = torch.addmm(b, x[i:i + rows], w.T)  # (rows, S·q)
+            out[:, i:i + rows] = scores.reshape(scores.shape[0], -1, q).argmax(2).T
+        return out  # (S, m)
 
 
 # ----------------------------------------------------------------------------- kNN
@@ -249,7 +278,7 @@ def vote(labels: torch.Tensor, neighbors: torch.Tensor, q: int) -> torch.Tensor:
     return torch.cat(out)
 
 
-class KNNProbe:
+class KNNProbe(_TaskProbe):
     """k-nearest-neighbour classifier with cosine similarity, ``S`` tasks at once.
 
     Per task equal to ``KNeighborsClassifier(n_neighbors=k, metric="cosine")``
@@ -266,53 +295,45 @@ class KNNProbe:
         self.batch_size = batch_size
         self.device = device
 
-    def fit(self, x: ArrayLike, tasks: ArrayLike) -> KNNProbe:
-        """Store unit-norm train rows (n, d) and tasks (S, n) or (n,)."""
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int) -> KNNProbe:
         k = check_positive_int(self.k, "k")
-        dev = resolve_device(self.device)
-        xt = as_tensor(x, "x", device=dev)
-        xt = xt if xt.is_floating_point() else xt.double()
-        y, q = as_tasks(tasks, xt.shape[0], num_classes=self.num_classes, device=dev)
-        if k > xt.shape[0]:
-            raise ValueError(f"k={k} is larger than the {xt.shape[0]} training examples.")
-        self.train_, self.labels_, self.num_classes_ = _normalize_rows(xt), y, q
-        self._single = _ndim(tasks) == 1
+        if k > x.shape[0]:
+            raise ValueError(f"k={k} is larger than the {x.shape[0]} training examples.")
+        self.train_, self.labels_ = _normalize_rows(x), y
+        self._remember(x, q, x.dtype)
         return self
 
     def kneighbors(self, x: ArrayLike) -> torch.Tensor:
         """Indices (m, k) of the ``k`` most cosine-similar train rows, nearest first."""
-        if not hasattr(self, "train_"):
-            raise RuntimeError("This KNNProbe is not fitted yet; call fit(x, tasks) first.")
-        xt = as_tensor(x, "x", device=self.train_.device).to(self.train_.dtype)
-        if xt.shape[1] != self.train_.shape[1]:
-            raise ValueError(f"x has {xt.shape[1]} features; the probe was fitted on "
-                             f"{self.train_.shape[1]}.")
-        xn, b = _normalize_rows(xt), check_positive_int(self.batch_size, "batch_size")
+        return self._kneighbors(self._check_x(x))
+
+    def _kneighbors(self, x: torch.Tensor) -> torch.Tensor:
+        xn, b = _normalize_rows(x), check_positive_int(self.batch_size, "batch_size")
         return torch.cat([(xn[i:i + b] @ self.train_.T).topk(self.k, dim=1).indices
                           for i in range(0, xn.shape[0], b)])
 
-    def predict(self, x: ArrayLike) -> torch.Tensor:
-        """Predicted labels (S, m) LongTensor ((m,) if fitted on one (n,) task)."""
-        out = vote(self.labels_, self.kneighbors(x), self.num_classes_)
-        return out[0] if self._single else out
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        return vote(self.labels_, self._kneighbors(x), self.num_classes_)
 
 
 # ----------------------------------------------------------------------------- logistic
 
-class LogisticProbe:
+class LogisticProbe(_TaskProbe):
     """Multinomial logistic regression for ``S`` tasks, optimised together by L-BFGS.
 
     Features are standardised with the train mean and std (``StandardScaler``); per
     task the objective is ``Σ_i log-loss_i + (alpha/2)||W||²`` (sklearn's
     ``LogisticRegression(C=1/alpha)``), intercept not penalised, classes absent from
     a task's train labels masked out. Tasks with two classes get penalty ``2·alpha``
-    on the two-column softmax, which is sklearn's binomial model exactly.
+    on the two-column softmax, which is sklearn's binomial model exactly. ``tol``
+    bounds the largest gradient entry of the per-task mean objective (sklearn's
+    ``tol`` for lbfgs). Computed in the features' float dtype.
 
     Learned state: ``coef_`` (S, q, d) and ``intercept_`` (S, q) on standardised
     features, ``mean_``, ``scale_`` (d,), ``classes_mask_`` (S, q), ``n_iter_``.
     """
 
-    def __init__(self, alpha: float = 1.0, *, max_iter: int = 100, tol: float = 1e-6,
+    def __init__(self, alpha: float = 1.0, *, max_iter: int = 100, tol: float = 1e-4,
                  num_classes: int | None = None,
                  device: str | torch.device | None = None) -> None:
         self.alpha = alpha
@@ -321,74 +342,63 @@ class LogisticProbe:
         self.num_classes = num_classes
         self.device = device
 
-    def fit(self, x: ArrayLike, tasks: ArrayLike) -> LogisticProbe:
-        """Fit on features (n, d) and tasks (S, n) or (n,)."""
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int) -> LogisticProbe:
         alpha = _check_alpha(self.alpha, positive=True)
-        dev = resolve_device(self.device)
-        xt = as_tensor(x, "x", device=dev)
-        xt = xt if xt.is_floating_point() else xt.double()
-        y, q = as_tasks(tasks, xt.shape[0], num_classes=self.num_classes, device=dev)
-        self.mean_ = xt.mean(dim=0)
-        std = xt.std(dim=0, unbiased=False)
+        max_iter = check_positive_int(self.max_iter, "max_iter")
+        self.mean_ = x.mean(dim=0)
+        std = x.std(dim=0, unbiased=False)
         self.scale_ = torch.where(std > 0, std, torch.ones_like(std))
-        xs = (xt - self.mean_) / self.scale_
         self.classes_mask_ = _class_counts(y, q) > 0  # (S, q)
         two = self.classes_mask_.sum(dim=1) == 2
-        penalty = alpha * torch.where(two, 2.0, 1.0).to(xt.dtype)  # (S,)
-        params, self.n_iter_ = _lbfgs_multinomial(xs, y, self.classes_mask_, penalty,
-                                                  check_positive_int(self.max_iter, "max_iter"),
-                                                  float(self.tol))
-        d = xt.shape[1]
-        self.coef_ = params[:d].reshape(d, -1, q).permute(1, 2, 0)  # (S, q, d)
-        self.intercept_ = params[d].reshape(-1, q)
-        self.num_classes_, self.n_features_in_ = q, d
-        self._single = _ndim(tasks) == 1
+        penalty = alpha * torch.where(two, 2.0, 1.0).to(x.dtype)  # (S,)
+        w, b, self.n_iter_ = _lbfgs_multinomial((x - self.mean_) / self.scale_, y,
+                                                self.classes_mask_, penalty, max_iter,
+                                                float(self.tol))
+        self.coef_ = w.T.reshape(-1, q, x.shape[1])  # (S, q, d)
+        self.intercept_ = b.reshape(-1, q)
+        self._remember(x, q, x.dtype)
         return self
 
     def decision_function(self, x: ArrayLike) -> torch.Tensor:
         """Logits (S, m, q) for features (m, d); absent classes get ``-inf``."""
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("This LogisticProbe is not fitted yet; call fit first.")
-        xt = as_tensor(x, "x", device=self.mean_.device).to(self.mean_.dtype)
-        if xt.shape[1] != self.n_features_in_:
-            raise ValueError(f"x has {xt.shape[1]} features; the probe was fitted on "
-                             f"{self.n_features_in_}.")
-        xs = (xt - self.mean_) / self.scale_
+        xs = (self._check_x(x) - self.mean_) / self.scale_
         logits = torch.einsum("md,sqd->smq", xs, self.coef_) + self.intercept_[:, None, :]
         return logits.masked_fill(~self.classes_mask_[:, None, :], -math.inf)
 
-    def predict(self, x: ArrayLike) -> torch.Tensor:
-        """Predicted labels (S, m) LongTensor ((m,) if fitted on one (n,) task)."""
-        out = self.decision_function(x).argmax(dim=2)
-        return out[0] if self._single else out
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        xs = (x - self.mean_) / self.scale_
+        bias = self.intercept_.masked_fill(~self.classes_mask_, -math.inf).reshape(-1)
+        w = self.coef_.reshape(-1, self.n_features_in_)
+        return torch.addmm(bias, xs, w.T).reshape(x.shape[0], -1, self.num_classes_).argmax(2).T
 
 
 def _lbfgs_multinomial(xs: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
                        penalty: torch.Tensor, max_iter: int,
-                       tol: float) -> tuple[torch.Tensor, int]:
-    """Minimise Σ_s [mean_i nll_si + penalty_s/(2n) ||W_s||²]; returns params (d+1, S·q)."""
+                       tol: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Minimise Σ_s [mean_i nll_si + penalty_s/(2n) ||W_s||²] over W (d, S·q), b (S·q,)."""
     n, d = xs.shape
     s_total, q = mask.shape
-    x1 = torch.cat([xs, torch.ones(n, 1, dtype=xs.dtype, device=xs.device)], dim=1)
-    params = torch.zeros(d + 1, s_total * q, dtype=xs.dtype, device=xs.device,
-                         requires_grad=True)
-    target = y.T.unsqueeze(-1)  # (n, S, 1)
+    w = torch.zeros(d, s_total * q, dtype=xs.dtype, device=xs.device, requires_grad=True)
+    b = torch.zeros(s_total * q, dtype=xs.dtype, device=xs.device, requires_grad=True)
+    absent = torch.zeros(s_total, q, dtype=xs.dtype, device=xs.device)
+    absent = absent.masked_fill(~mask, -math.inf).reshape(-1)  # (S·q,)
+    target = y.T.reshape(-1)  # (n·S,), row i·S + s
     reg = (penalty / (2 * n)).repeat_interleave(q)  # (S·q,)
-    opt = torch.optim.LBFGS([params], lr=1.0, max_iter=max_iter, tolerance_grad=tol,
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=tol,
                             tolerance_change=1e-12, history_size=20,
                             line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        logits = (x1 @ params).reshape(n, s_total, q).masked_fill(~mask, -math.inf)
-        nll = -torch.log_softmax(logits, dim=2).gather(2, target).sum() / n
-        loss = nll + (reg * params[:d].pow(2)).sum()
+        logits = torch.addmm(b + absent, xs, w).reshape(n * s_total, q)
+        loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum") / n
+        loss = loss + (reg * w.pow(2)).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
-    n_iter = int(opt.state[params].get("n_iter", 0))
-    return params.detach(), n_iter
+    n_iter = int(opt.state[w].get("n_iter", 0))
+    return w.detach(), b.detach(), n_iter
 
 
 # ----------------------------------------------------------------------------- driver
@@ -421,14 +431,14 @@ class ProbeResult:
     def num_tasks(self) -> int:
         return int(self.accuracy.shape[0])
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | int]:
         """mean, std (population, ddof=0), p5 (5th percentile, linear), min,
         gain_over_majority (mean of accuracy - majority_rate), num_tasks."""
         acc = self.accuracy
         return {"mean": float(acc.mean()), "std": float(acc.std()),
                 "p5": float(np.percentile(acc, 5)), "min": float(acc.min()),
                 "gain_over_majority": float((acc - self.majority_rate).mean()),
-                "num_tasks": float(self.num_tasks)}
+                "num_tasks": self.num_tasks}
 
 
 def make_probe(probe: str, *, alpha: float = 1.0, k: int = 20, num_classes: int | None = None,
@@ -456,12 +466,14 @@ def probe_tasks(features: ArrayLike, tasks: ArrayLike, *, probe: str = "ridge",
     """
     dev = resolve_device(device)
     x = as_tensor(features, "features", device=dev)
+    x = x if x.is_floating_point() else x.double()
     y, q = as_tasks(tasks, x.shape[0], device=dev)
     est = make_probe(probe, alpha=alpha, k=k, num_classes=q, device=dev)
     train, test = (i.to(dev) for i in train_test_indices(x.shape[0], test_fraction, seed))
     if probe == "knn" and k > train.numel():
         raise ValueError(f"k={k} is larger than the {train.numel()} training examples.")
-    pred = est.fit(x[train], y[:, train]).predict(x[test])  # (S, n_test)
+    est._fit(x[train], y[:, train], q)  # inputs already checked
+    pred = est._predict(x[test].to(est._dtype))  # (S, n_test)
     y_test = y[:, test]
     settings = {"alpha": float(alpha), "k": int(k), "test_fraction": float(test_fraction),
                 "seed": int(seed), "device": str(dev)}

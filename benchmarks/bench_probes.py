@@ -1,0 +1,184 @@
+"""Batched probes on S tasks vs a Python loop of per-task scikit-learn fits.
+
+S = 256 tasks on n = 10,000 random features (d = 384), q = 10 classes, one shared
+75/25 split. Tasks are learnable: each is the argmax of a random linear map of the
+features plus Gumbel noise. Ridge is timed against the full loop of
+``Ridge(alpha).fit(onehot).predict().argmax()`` and the accuracies must be identical;
+kNN and logistic are timed for the record against sklearn on a few tasks,
+extrapolated to S.
+
+sklearn is given its best setting: a few fits are timed with the BLAS thread pool at
+its default and at 1 thread (threadpoolctl; oversubscription next to torch's own
+threads can make the default slower), and the full loop runs with the faster one.
+sklearn gets float64 features for ridge (it would otherwise solve in float32).
+
+    python benchmarks/bench_probes.py                  # CPU
+    python benchmarks/bench_probes.py --device cuda    # ours on the GPU, sklearn on CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from tp_harness.probes import probe_tasks, train_test_indices
+
+
+def make_data(n: int, d: int, num_tasks: int, q: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Anisotropic float32 features (n, d) and learnable tasks (S, n)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(n, d)) * rng.uniform(0.3, 2.0, d) + rng.normal(size=d)).astype(
+        np.float32)
+    xs = (x - x.mean(0)) / x.std(0)
+    tasks = np.empty((num_tasks, n), dtype=np.int64)
+    for s in range(num_tasks):
+        logits = 3 * xs @ rng.normal(size=(d, q)).astype(np.float32) / np.sqrt(d)
+        tasks[s] = (logits + rng.gumbel(size=logits.shape)).argmax(1)
+    return x, tasks
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_ours(fn: Callable[[], Any], device: torch.device, repeats: int) -> tuple[float, Any]:
+    """Best wall time of ``repeats`` calls (after one warm-up) and the last result."""
+    out = fn()
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        out = fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def sklearn_ridge(x: np.ndarray, tasks: np.ndarray, tr: np.ndarray, te: np.ndarray,
+                  alpha: float, q: int, s: int) -> np.ndarray:
+    return Ridge(alpha=alpha).fit(x[tr], np.eye(q)[tasks[s, tr]]).predict(x[te]).argmax(1)
+
+
+def sklearn_knn(x: np.ndarray, tasks: np.ndarray, tr: np.ndarray, te: np.ndarray,
+                k: int, s: int) -> np.ndarray:
+    return KNeighborsClassifier(n_neighbors=k, metric="cosine").fit(
+        x[tr], tasks[s, tr]).predict(x[te])
+
+
+def sklearn_logistic(x: np.ndarray, tasks: np.ndarray, tr: np.ndarray, te: np.ndarray,
+                     alpha: float, s: int) -> np.ndarray:
+    est = make_pipeline(StandardScaler(), LogisticRegression(C=1.0 / alpha, max_iter=100))
+    return est.fit(x[tr], tasks[s, tr]).predict(x[te])
+
+
+def sklearn_loop(fit: Callable[[int], np.ndarray], tasks: range,
+                 threads: int | None) -> tuple[float, np.ndarray]:
+    """Seconds for ``fit(s)`` over ``tasks`` under a BLAS thread limit, and predictions."""
+    with threadpool_limits(threads):
+        t0 = time.perf_counter()
+        preds = np.stack([fit(s) for s in tasks])
+        return time.perf_counter() - t0, preds
+
+
+def best_threads(fit: Callable[[int], np.ndarray], sample: int) -> tuple[int | None, str]:
+    """The faster BLAS setting for sklearn on ``sample`` fits: None (default) or 1."""
+    fit(0)  # warm-up
+    times = {t: sklearn_loop(fit, range(sample), t)[0] for t in (None, 1)}
+    best = min(times, key=lambda t: times[t])
+    note = ", ".join(f"{'default' if t is None else t} BLAS thr: {v / sample * 1e3:.0f} ms/fit"
+                     for t, v in times.items())
+    return best, note
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    device = torch.device(args.device)
+    x, tasks = make_data(args.n, args.dim, args.num_tasks, args.classes, args.seed)
+    x64 = x.astype(np.float64)
+    tr, te = (i.numpy() for i in train_test_indices(args.n, 0.25, seed=args.seed))
+    y_te = tasks[:, te]
+    xd, td = torch.from_numpy(x).to(device), torch.from_numpy(tasks).to(device)
+    rows = []
+
+    # ridge: full loop, accuracies must match exactly
+    ours_s, res = time_ours(lambda: probe_tasks(torch.from_numpy(x64).to(device), td,
+                                                alpha=args.alpha, seed=args.seed,
+                                                device=device), device, args.repeats)
+    fit = lambda s: sklearn_ridge(x64, tasks, tr, te, args.alpha, args.classes, s)  # noqa: E731
+    threads, note = best_threads(fit, args.sample)
+    sk_s, preds = sklearn_loop(fit, range(args.num_tasks), threads)
+    sk_acc = (preds == y_te).mean(1)
+    rows.append({"probe": "ridge", "ours": ours_s, "sklearn": sk_s, "fits": args.num_tasks,
+                 "extrapolated": False, "note": note,
+                 "check": f"accuracies identical: {bool(np.array_equal(sk_acc, res.accuracy))}"
+                          f" (max abs diff {np.abs(sk_acc - res.accuracy).max():.1e}, "
+                          f"{int((preds != res.predictions).sum())} differing predictions)",
+                 "mean_acc": float(res.accuracy.mean())})
+
+    # knn and logistic: sklearn on a sample of tasks, extrapolated
+    for probe, fit_fn in (("knn", lambda s: sklearn_knn(x, tasks, tr, te, args.k, s)),
+                          ("logistic", lambda s: sklearn_logistic(x, tasks, tr, te,
+                                                                  args.alpha, s))):
+        if probe in args.skip:
+            continue
+        ours_s, res = time_ours(lambda p=probe: probe_tasks(xd, td, probe=p, alpha=args.alpha,
+                                                            k=args.k, seed=args.seed,
+                                                            device=device), device, 1)
+        threads, note = best_threads(fit_fn, min(args.sample, 2))
+        sk_s, preds = sklearn_loop(fit_fn, range(args.sample), threads)
+        agree = (preds == res.predictions[:args.sample]).mean()
+        gap = (preds == y_te[:args.sample]).mean() - res.accuracy[:args.sample].mean()
+        rows.append({"probe": probe, "ours": ours_s, "sklearn": sk_s * args.num_tasks / args.sample,
+                     "fits": args.sample, "extrapolated": True, "note": note,
+                     "check": f"on {args.sample} tasks: {agree:.2%} same predictions, "
+                              f"sklearn - ours mean acc = {gap:+.4f}",
+                     "mean_acc": float(res.accuracy.mean())})
+    return rows
+
+
+def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    dev = args.device if args.device == "cpu" else torch.cuda.get_device_name(args.device)
+    head = (f"S = {args.num_tasks} tasks, n = {args.n:,} (75/25 split), d = {args.dim}, "
+            f"q = {args.classes}, alpha = {args.alpha}, k = {args.k}; ours on {dev}, "
+            f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
+            f"torch {torch.__version__}, {torch.get_num_threads()} torch threads.\n\n")
+    lines = ["| probe | ours (s) | sklearn loop (s) | speed-up | mean acc | check | sklearn BLAS |",
+             "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    for r in rows:
+        sk = f"{r['sklearn']:.2f}" + (f" (from {r['fits']} fits)" if r["extrapolated"] else "")
+        lines.append(f"| {r['probe']} | {r['ours']:.3f} | {sk} | {r['sklearn'] / r['ours']:.0f}x "
+                     f"| {r['mean_acc']:.3f} | {r['check']} | {r['note']} |")
+    return head + "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--num-tasks", type=int, default=256)
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--alpha", type=float, default=1.0)
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3, help="best-of repeats for ridge (ours)")
+    ap.add_argument("--sample", type=int, default=8, help="sklearn fits timed for knn/logistic")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["knn", "logistic"])
+    args = ap.parse_args()
+    print(table(run(args), args))
+
+
+if __name__ == "__main__":
+    main()
