@@ -101,7 +101,7 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_st_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny BERT as a sentence-transformers repo: CLS pooling + Normalize."""
+    """The tiny BERT as a sentence-transformers repo: CLS pooling + Normalize, 6 tokens max."""
     import shutil
 
     folder = tmp_path_factory.mktemp("tiny-st")
@@ -119,7 +119,7 @@ def tiny_st_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
         "word_embedding_dimension": 32, "pooling_mode_cls_token": True,
         "pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": False,
         "pooling_mode_mean_sqrt_len_tokens": False}))
-    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64}))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 6}))
     return folder
 
 

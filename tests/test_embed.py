@@ -110,6 +110,26 @@ def test_unreachable_endpoint_fails_fast(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "some-org/other-model" in str(info.value) and "unreachable" in str(info.value)
 
 
+def test_hub_id_from_local_cache(tiny_bert_dir: Path, text_data: DataBundle, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Hub id found in the HF cache loads offline and reports the snapshot's commit."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--tiny-org--tiny-bert"
+    shutil.copytree(tiny_bert_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    res = resolve_model(ModelSpec("tiny-org/tiny-bert"))
+    assert (res.revision, res.kind, res.name) == (commit, "text", "tiny-org/tiny-bert")
+    out = embed(res, text_data)["tiny-org/tiny-bert"]
+    ref = embed(ModelSpec(str(tiny_bert_dir), name="b"), text_data)["b"]
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+
+
 def test_missing_local_path() -> None:
     with pytest.raises(FileNotFoundError):
         resolve_model(ModelSpec("./no/such/model"))
@@ -187,10 +207,12 @@ def test_indices_and_rows_order(tiny_bert_dir: Path, text_data: DataBundle) -> N
 
 
 def test_sentence_transformers_config(tiny_st_dir: Path, text_data: DataBundle) -> None:
-    out = embed(ModelSpec(str(tiny_st_dir), name="st"), text_data)["st"]
+    """CLS pooling, Normalize and max_seq_length=6 read from the repo, as the library does."""
+    from sentence_transformers import SentenceTransformer
+
+    out = embed(ModelSpec(str(tiny_st_dir), name="st", batch_size=4), text_data)["st"]
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    ref = _reference(tiny_st_dir, _texts(text_data), "cls")
-    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    ref = SentenceTransformer(str(tiny_st_dir), device="cpu").encode(_texts(text_data))
     np.testing.assert_allclose(out, ref, atol=1e-5)
 
 
@@ -276,6 +298,27 @@ def test_vision_layers_all(tiny_vision_dir: Path, image_data: DataBundle) -> Non
     out = embed(res, image_data)
     assert sorted(k for k in out if "@layer" in k) == [f"v@layer{i}" for i in range(3)]
     assert all(v.shape == (len(image_data), 32) for v in out.values())
+
+
+def test_clip_uses_vision_tower_pooler(tmp_path: Path, image_data: DataBundle) -> None:
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
+
+    torch.manual_seed(3)
+    tower = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 20}
+    model = CLIPModel(CLIPConfig(text_config={"vocab_size": 50, **tower}, projection_dim=8,
+                                 vision_config={"image_size": 32, "patch_size": 8, **tower}))
+    model.save_pretrained(tmp_path)
+    proc = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32,
+                                                                         "width": 32})
+    proc.save_pretrained(tmp_path)
+    res = resolve_model(ModelSpec(str(tmp_path), layers=[-1], name="clip"))
+    assert (res.kind, res.pooling, res.num_layers, res.layers) == ("image", "pooler", 2, [2])
+    out = embed(res, image_data)
+    images = [im.convert("RGB") for im in image_data.dataset["image"]]
+    with torch.no_grad():
+        ref = model.eval().vision_model(**proc(images=images, return_tensors="pt"))
+    np.testing.assert_allclose(out["clip"], ref.pooler_output.numpy(), atol=1e-5)
 
 
 def test_modality_mismatch(tiny_vision_dir: Path, tiny_bert_dir: Path, text_data: DataBundle,

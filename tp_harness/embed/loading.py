@@ -61,6 +61,7 @@ class ResolvedModel:
     local_files_only: bool = False
     load_revision: str | None = None
     num_prefix_tokens: int = 0
+    max_length_limit: int | None = None
     config: Any = field(default=None, repr=False)
 
     @property
@@ -220,9 +221,9 @@ def _num_prefix_tokens(config: Any) -> int:
     return 1 + extra + int(getattr(cfg, "num_register_tokens", 0) or 0)
 
 
-def _num_layers(config: Any) -> int | None:
-    for cfg in (config, getattr(config, "vision_config", None),
-                getattr(config, "text_config", None)):
+def _num_layers(config: Any, kind: str) -> int | None:
+    sub = "vision_config" if kind == "image" else "text_config"
+    for cfg in (getattr(config, sub, None), config):
         for attr in ("num_hidden_layers", "n_layer", "num_layers"):
             value = getattr(cfg, attr, None) if cfg is not None else None
             if isinstance(value, int):
@@ -248,11 +249,15 @@ def _resolve_layers(spec: ModelSpec, num_layers: int | None) -> list[int]:
     return list(dict.fromkeys(out))
 
 
-def _auto_pooling(kind: str, prefix: int) -> str:
+def _auto_pooling(kind: str, prefix: int, config: Any) -> str:
+    """last for causal LMs; mean for encoders; for vision the CLS token, except
+    image-text towers (CLIP, SigLIP: their pooler is the trained head) and models
+    without a CLS token (pooler, i.e. global average or attention pooling)."""
     if kind == "causal":
         return "last"
     if kind == "image":
-        return "cls" if prefix > 0 else "pooler"
+        multimodal = getattr(config, "vision_config", None) is not None
+        return "cls" if prefix > 0 and not multimodal else "pooler"
     return "mean"
 
 
@@ -283,22 +288,25 @@ def resolve_model(spec: ModelSpec) -> ResolvedModel:
     kind = "sentence-transformers" if modules else _detect_kind(config)
     prefix = _num_prefix_tokens(config) if kind == "image" else 0
     pooling, normalize = spec.pooling, spec.normalize
-    if pooling == "auto":
-        if modules:
+    st_config: dict[str, Any] = {}
+    if modules:
+        st_config = _read_json(source, "sentence_bert_config.json", rev, local_only) or {}
+        if pooling == "auto":
             pooling, st_normalize = _st_pooling(source, rev, local_only, modules)
             normalize = normalize or st_normalize
-        else:
-            pooling = _auto_pooling(kind, prefix)
+    elif pooling == "auto":
+        pooling = _auto_pooling(kind, prefix, config)
     if pooling not in _VALID_POOLING[kind]:
         raise ValueError(f"pooling={pooling!r} is not available for a {kind} model; choose from "
                          f"{list(_VALID_POOLING[kind])}.")
-    num_layers = _num_layers(config)
+    num_layers = _num_layers(config, kind)
     return ResolvedModel(
         spec=spec, source=gguf_source or source, revision=revision, kind=kind,
         pooling=pooling, normalize=normalize, num_layers=num_layers,
         layers=_resolve_layers(spec, num_layers), fingerprint=fingerprint,
         local_files_only=local_only or bool(gguf_source), load_revision=rev,
-        num_prefix_tokens=prefix, config=config)
+        num_prefix_tokens=prefix, config=config,
+        max_length_limit=st_config.get("max_seq_length"))
 
 
 # ----------------------------------------------------------------------------- load
@@ -327,6 +335,8 @@ def _load_tokenizer(resolved: ResolvedModel, kwargs: dict[str, Any]) -> Any:
 
 def _max_length(resolved: ResolvedModel, tokenizer: Any) -> int:
     limits = [resolved.spec.max_length]
+    if isinstance(resolved.max_length_limit, int) and resolved.max_length_limit > 0:
+        limits.append(resolved.max_length_limit)  # sentence-transformers' max_seq_length
     model_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(model_max, int) and model_max < 1_000_000:
         limits.append(model_max)
