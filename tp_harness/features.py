@@ -56,7 +56,7 @@ def random_projection(x: np.ndarray, dim: int, seed: int = 0) -> np.ndarray:
 
 def classic_features(spec: str, texts: Sequence[str] | None, seed: int = 0) -> np.ndarray:
     """Features for a classic spec string, on the dataset's texts."""
-    kind, opts = parse_classic_spec(spec)
+    _, opts = parse_classic_spec(spec)
     if texts is None:
         raise ValueError(f"{spec!r} needs a text dataset; this dataset has no text column.")
     return tfidf_lsa(list(texts), dim=opts.get("dim", 128), seed=seed)

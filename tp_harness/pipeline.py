@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -281,10 +280,10 @@ def _main_process_stages(config: Config, results: Results, reps: representations
 def _data_record(data: Any) -> dict[str, Any]:
     labels = data.labels
     return {"dataset": data.source.get("id", ""), "source": data.source,
-            "fingerprint": data.fingerprint, "n": int(len(data.example_ids)),
+            "fingerprint": data.fingerprint, "n": len(data.example_ids),
             "modality": data.modality, "text_column": data.text_column,
             "image_column": data.image_column, "label_column": data.label_column,
-            "num_labels": None if labels is None else int(len(np.unique(labels)))}
+            "num_labels": None if labels is None else len(np.unique(labels))}
 
 
 __all__ = ["Prior", "compute_correlations", "compute_scores", "resolve_priors", "run"]

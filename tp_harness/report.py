@@ -17,13 +17,13 @@ def ranked_rows(scores: Sequence[Mapping[str, Any]], probes: Sequence[Mapping[st
     Probe columns take the first probe record of each model (first class count, first probe).
     """
     first_probe: dict[str, Mapping[str, Any]] = {}
-    for p in probes:
-        first_probe.setdefault(str(p["model"]), p)
+    for rec in probes:
+        first_probe.setdefault(str(rec["model"]), rec)
     rows = [dict(s) for s in scores if s["prior"] == prior and s["temperature"] == temperature]
     rows.sort(key=lambda r: -float(r["mean_per_pair"]))
     for rank, r in enumerate(rows, start=1):
         r["rank"] = rank
-        p = first_probe.get(str(r["model"]))
+        p: Mapping[str, Any] | None = first_probe.get(str(r["model"]))
         r["probe_accuracy_mean"] = p["mean"] if p else None
         r["probe_accuracy_p5"] = p["p5"] if p else None
     return rows

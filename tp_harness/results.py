@@ -51,7 +51,7 @@ def package_versions() -> dict[str, str | None]:
 
 @dataclass
 class Results:
-    """A run's results. ``scores``/``probes``/``baselines``/``correlations`` are lists of records."""
+    """A run's results; ``scores``, ``probes``, ``baselines``, ``correlations`` are record lists."""
 
     config: dict[str, Any]
     data: dict[str, Any] = field(default_factory=dict)
