@@ -4,10 +4,12 @@ without loading weights, then load model + tokenizer/processor on a device.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -353,14 +355,29 @@ def _forward_args(module: torch.nn.Module) -> frozenset[str]:
     return frozenset(inspect.signature(module.forward).parameters)
 
 
+@contextlib.contextmanager
+def _no_weight_bars() -> Iterator[None]:
+    """Hide transformers' per-load "Loading weights" bars (warnings still show)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(resolved: ResolvedModel, device: str | torch.device | None = None) -> LoadedModel:
     """Load ``resolved`` onto ``device`` (default CPU) with its tokenizer or image processor."""
     from transformers import AutoImageProcessor, AutoModel
 
     dev = torch.device(device) if device is not None else torch.device("cpu")
     kwargs = _from_pretrained_kwargs(resolved)
-    model = AutoModel.from_pretrained(resolved.source, dtype=_DTYPES[resolved.spec.dtype],
-                                      **kwargs)
+    with _no_weight_bars():
+        model = AutoModel.from_pretrained(resolved.source, dtype=_DTYPES[resolved.spec.dtype],
+                                          **kwargs)
     if resolved.kind == "image":
         model = getattr(model, "vision_model", model)
         kwargs.pop("gguf_file", None)
