@@ -148,15 +148,19 @@ def class_sums(m: torch.Tensor, y: torch.Tensor, q: int, *,
     n, p = m.shape
     s_total = y.shape[0]
     qb = q - 1 if rows_sum_to_zero and q > 1 else q
-    out = torch.empty(s_total, q, p, dtype=m.dtype, device=m.device)
+    sums = torch.empty(s_total * qb, p, dtype=m.dtype, device=m.device)
     step = max(1, _CHUNK // (n * qb))
     classes = torch.arange(qb, device=y.device)[None, :, None]
+    onehot = torch.empty(min(step, s_total), qb, n, dtype=m.dtype, device=m.device)
     for s0 in range(0, s_total, step):
-        onehot = (y[s0:s0 + step, None, :] == classes).to(m.dtype)  # (Sb, qb, n)
-        out[s0:s0 + step, :qb] = torch.matmul(onehot, m)  # (Sb, qb, p)
-    if qb < q:
-        out[:, q - 1] = -out[:, :qb].sum(dim=1)
-    return out.reshape(s_total * q, p)
+        yb = y[s0:s0 + step]  # (Sb, n)
+        block = onehot[:yb.shape[0]]
+        torch.eq(yb[:, None, :], classes, out=block)  # (Sb, qb, n) 0/1 in m's dtype
+        torch.mm(block.view(-1, n), m, out=sums[s0 * qb:(s0 + yb.shape[0]) * qb])
+    if qb == q:
+        return sums
+    g = sums.view(s_total, qb, p)
+    return torch.cat([g, -g.sum(dim=1, keepdim=True)], dim=1).reshape(s_total * q, p)
 
 
 class _TaskProbe:
