@@ -39,6 +39,7 @@ from .kernels import Kernel, build_kernels
 
 MAX_REDRAW_ROUNDS = 10
 _BLOCK = 8
+_GIBBS_BLOCK = 32
 _BATCH_BYTES = 256 * 2**20
 _MASK64 = (1 << 64) - 1
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -144,27 +145,33 @@ def _gibbs_sweeps(z: torch.Tensor, labels: torch.Tensor, u_sum: torch.Tensor,
     labels, u_sum = labels.clone(), u_sum.clone()
     scale = 2.0 * inv_t
     for k in range(sweeps):
-        scan = _orders(_stream_keys(seed, _SCAN, 0, np.array([k])), n)[0]
-        scan_t = torch.from_numpy(scan).to(z.device)
+        scan = torch.from_numpy(_orders(_stream_keys(seed, _SCAN, 0, np.array([k])), n)[0])
+        scan = scan.to(z.device)                                        # (n,) shared order
+        u_sweep = torch.from_numpy(_uniforms(keys, k * n, n)).to(z.device, z.dtype)  # (S, n)
         for t0 in range(0, n, block):
-            idx = scan_t[t0:t0 + block]                                 # (B,)
+            idx = scan[t0:t0 + block]                                   # (B,)
             b = idx.shape[0]
             zb = z[idx]                                                 # (B, r)
-            a = (u_sum.reshape(s * q, r) @ zb.T).view(s, q, b)          # (S, q, B)
+            a = (u_sum.view(s * q, r) @ zb.T).view(s, q, b)             # (S, q, B) = Z_i·U_c
             a = a.transpose(1, 2).mul(scale).contiguous()               # (S, B, q)
-            g = (zb @ zb.T).mul_(scale)                                 # (B, B)
+            g = (zb @ zb.T).mul_(scale)                                 # (B, B) 2K/T
             old = labels[:, idx]                                        # (S, B)
-            y_old = torch.nn.functional.one_hot(old, q).to(z.dtype)     # (S, B, q)
-            a -= g.diagonal()[None, :, None] * y_old                    # drop j = i
-            u = torch.from_numpy(_uniforms(keys, k * n + t0, b)).to(z.device, z.dtype)
-            new = torch.empty_like(old)
+            a.scatter_add_(2, old[:, :, None],                          # drop j = i
+                           -g.diagonal().view(1, b, 1).expand(s, b, 1))
+            pm = torch.stack([g, -g], dim=2)                            # (B, B, 2)
+            u = u_sweep[:, t0:t0 + b]
+            cols = []
             for t in range(b):
-                c = _draw(a[:, t], u[:, t])
-                new[:, t] = c
-                if t + 1 < b:
-                    delta = torch.nn.functional.one_hot(c, q).to(z.dtype) - y_old[:, t]
-                    a[:, t + 1:] += g[t + 1:, t, None] * delta[:, None, :]
-            d = torch.nn.functional.one_hot(new, q).to(z.dtype) - y_old  # (S, B, q)
+                c = _draw(a[:, t], u[:, t])                             # (S,)
+                cols.append(c)
+                if t + 1 < b:                                           # y_t: old -> c
+                    m = b - t - 1
+                    moved = torch.stack([c, old[:, t]], dim=1).view(s, 1, 2)
+                    a[:, t + 1:].scatter_add_(2, moved.expand(s, m, 2),
+                                              pm[t + 1:, t].view(1, m, 2).expand(s, m, 2))
+            new = torch.stack(cols, dim=1)                              # (S, B)
+            d = (torch.nn.functional.one_hot(new, q)
+                 - torch.nn.functional.one_hot(old, q)).to(z.dtype)     # (S, B, q)
             u_sum += (d.transpose(1, 2).reshape(s * q, b) @ zb).view(s, q, r)
             labels[:, idx] = new
     return labels
@@ -179,7 +186,7 @@ def _draw_tasks(z: torch.Tensor, ids: np.ndarray, attempt: int, seed: int, q: in
     labels, u_sum = _prefix_pass(z, order, keys, q, inv_t, block)
     if sweeps:
         labels = _gibbs_sweeps(z, labels, u_sum, _stream_keys(seed, _GIBBS, attempt, ids),
-                               seed, sweeps, inv_t, block)
+                               seed, sweeps, inv_t, min(_GIBBS_BLOCK, n))
     return labels
 
 
