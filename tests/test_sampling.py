@@ -214,6 +214,11 @@ def test_extreme_temperatures_stay_finite() -> None:
     assert abs(float(hot.float().mean()) - 0.5) < 0.01       # ~uniform labels
 
 
+def test_zero_kernel_gives_uniform_labels() -> None:
+    tasks = sample_tasks(np.ones((12, 3)), 2000, 2, 0.1, seed=0, gibbs_sweeps=1)
+    assert abs(float(tasks.float().mean()) - 0.5) < 0.01     # centered rows are all zero
+
+
 def test_min_class_fraction_filters_and_counts_redraws() -> None:
     x = features(40, d=3)
     kw = {"seed": 6, "prior_kernel": "cosine"}                # uncentered: unbalanced tasks

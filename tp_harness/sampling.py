@@ -227,6 +227,8 @@ def prior_factor(prior: ArrayLike | Sequence[ArrayLike] | Kernel,
                          "check the prior features.")
     if z.shape[1] > z.shape[0]:                  # r > n: an (n, n) factor of the same K
         z = torch.linalg.qr(z.double().T, mode="r").R.T.to(z.dtype)
+    if z.shape[1] == 0:                          # K = 0 (e.g. a rank-0 projection)
+        z = z.new_zeros(z.shape[0], 1)
     return z
 
 
