@@ -187,6 +187,16 @@ def test_logistic_masks_classes_absent_from_train() -> None:
     assert torch.isinf(probe.decision_function(x)[0, :, 2]).all()
 
 
+def test_logistic_task_blocks_give_the_same_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = _features(6, 150, 4)
+    tasks = _tasks(x, 5, 3, 6)
+    whole = LogisticProbe(tol=1e-9, max_iter=500).fit(x, tasks)
+    monkeypatch.setattr("tp_harness.probes._LOGIT_CHUNK", 150 * 3 * 2)  # 2 tasks per block
+    blocks = LogisticProbe(tol=1e-9, max_iter=500).fit(x, tasks)
+    np.testing.assert_allclose(blocks.coef_.numpy(), whole.coef_.numpy(), atol=2e-4)
+    assert torch.equal(blocks.predict(x), whole.predict(x))
+
+
 # ----------------------------------------------------------------------------- driver
 
 def test_split_is_seeded_disjoint_and_sized() -> None:

@@ -37,6 +37,7 @@ from ._validation import ArrayLike, as_tensor, check_positive_int, resolve_devic
 PROBES = ("ridge", "knn", "logistic")
 _EPS = 1e-12
 _CHUNK = 1 << 22  # elements per temporary block (32 MiB in float64)
+_LOGIT_CHUNK = 1 << 25  # logits per L-BFGS block of tasks (n · tasks · q)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -334,7 +335,8 @@ class LogisticProbe(_TaskProbe):
     ``tol`` for lbfgs). Computed in the features' float dtype.
 
     Learned state: ``coef_`` (S, q, d) and ``intercept_`` (S, q) on standardised
-    features, ``mean_``, ``scale_`` (d,), ``classes_mask_`` (S, q), ``n_iter_``.
+    features, ``mean_``, ``scale_`` (d,), ``classes_mask_`` (S, q), ``n_iter_`` (L-BFGS
+    iterations, the most over blocks of tasks; blocks bound the logits to 2^25 entries).
     """
 
     def __init__(self, alpha: float = 1.0, *, max_iter: int = 100, tol: float = 1e-4,
@@ -355,11 +357,14 @@ class LogisticProbe(_TaskProbe):
         self.classes_mask_ = _class_counts(y, q) > 0  # (S, q)
         two = self.classes_mask_.sum(dim=1) == 2
         penalty = alpha * torch.where(two, 2.0, 1.0).to(x.dtype)  # (S,)
-        w, b, self.n_iter_ = _lbfgs_multinomial((x - self.mean_) / self.scale_, y,
-                                                self.classes_mask_, penalty, max_iter,
-                                                float(self.tol))
-        self.coef_ = w.T.reshape(-1, q, x.shape[1])  # (S, q, d)
-        self.intercept_ = b.reshape(-1, q)
+        xs = (x - self.mean_) / self.scale_
+        step = max(1, _LOGIT_CHUNK // (x.shape[0] * q))  # tasks per block: bounds memory
+        blocks = [_lbfgs_multinomial(xs, y[i:i + step], self.classes_mask_[i:i + step],
+                                     penalty[i:i + step], max_iter, float(self.tol))
+                  for i in range(0, y.shape[0], step)]
+        self.coef_ = torch.cat([w.T for w, _, _ in blocks]).reshape(-1, q, x.shape[1])
+        self.intercept_ = torch.cat([b for _, b, _ in blocks]).reshape(-1, q)  # (S, q)
+        self.n_iter_ = max(it for _, _, it in blocks)
         self._remember(x, q, x.dtype)
         return self
 
