@@ -432,9 +432,11 @@ class ProbeResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for arr in (self.accuracy, self.majority_rate, self.predictions,
-                    self.train_indices, self.test_indices):
-            arr.setflags(write=False)
+        for name in ("accuracy", "majority_rate", "predictions", "train_indices",
+                     "test_indices"):
+            view = np.asarray(getattr(self, name)).view()
+            view.setflags(write=False)
+            object.__setattr__(self, name, view)
 
     @property
     def num_tasks(self) -> int:
