@@ -84,9 +84,13 @@ def _orders(keys: np.ndarray, n: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- sampling core
 
 def _draw(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF categorical draw. logits (S, q), u (S,) in [0, 1) -> classes (S,)."""
+    """Inverse-CDF categorical draw. logits (S, q), u (S, 1) in [0, 1) -> classes (S,).
+
+    ``u · total <= total`` in floating point, so the count is at most ``q - 1`` and
+    never lands on a trailing class of probability 0.
+    """
     cdf = (logits - logits.amax(dim=1, keepdim=True)).exp_().cumsum_(dim=1)
-    return (cdf < u[:, None] * cdf[:, -1:]).sum(dim=1).clamp_max_(logits.shape[1] - 1)
+    return (cdf < u * cdf[:, -1:]).sum(dim=1)
 
 
 def _prefix_pass(z: torch.Tensor, order: torch.Tensor, keys: np.ndarray, q: int,
@@ -94,7 +98,8 @@ def _prefix_pass(z: torch.Tensor, order: torch.Tensor, keys: np.ndarray, q: int,
     """Algorithm 1 for S tasks. z (n, r), order (S, n) -> labels (S, n), sums U (S, q, r)."""
     s, n = order.shape
     r = z.shape[1]
-    u_sum = z.new_zeros(s, q, r)                                # U: (S, q, r)
+    z = z * math.sqrt(inv_t)                                    # then Z_i·U_c = logit, Z Zᵀ = K/T
+    u_sum = z.new_zeros(s, q, r)                                # U: (S, q, r), scaled
     row0 = torch.arange(s, device=z.device)[:, None] * q        # (S, 1): row of U_0 per task
     u_all = torch.from_numpy(_uniforms(keys, 0, n)).to(z.device, z.dtype)  # (S, n)
     drawn = []
@@ -102,12 +107,12 @@ def _prefix_pass(z: torch.Tensor, order: torch.Tensor, keys: np.ndarray, q: int,
         idx = order[:, t0:t0 + block]                           # (S, B)
         b = idx.shape[1]
         zb = z.index_select(0, idx.reshape(-1)).view(s, b, r)   # (S, B, r)
-        a = torch.bmm(zb, u_sum.transpose(1, 2)).mul_(inv_t)    # (S, B, q) logits at block start
-        g = torch.bmm(zb, zb.transpose(1, 2)).mul_(inv_t)       # (S, B, B) K / T inside block
-        u = u_all[:, t0:t0 + b]
+        a = torch.bmm(zb, u_sum.transpose(1, 2))                # (S, B, q) logits at block start
+        g = torch.bmm(zb, zb.transpose(1, 2))                   # (S, B, B) K / T inside block
+        u = u_all[:, t0:t0 + b, None].unbind(1)                 # B x (S, 1)
         cols = []
         for t in range(b):
-            c = _draw(a[:, t], u[:, t])                         # (S,)
+            c = _draw(a[:, t], u[t])                            # (S,)
             cols.append(c)
             if t + 1 < b:                                       # later visits see y_t = c
                 a[:, t + 1:].scatter_add_(2, c.view(s, 1, 1).expand(s, b - t - 1, 1),
@@ -117,7 +122,7 @@ def _prefix_pass(z: torch.Tensor, order: torch.Tensor, keys: np.ndarray, q: int,
         drawn.append(yb)
     labels = torch.empty(s, n, dtype=torch.long, device=z.device)
     labels.scatter_(1, order, torch.cat(drawn, dim=1))
-    return labels, u_sum
+    return labels, u_sum.div_(math.sqrt(inv_t))
 
 
 def _add_rows(u_sum: torch.Tensor, rows: torch.Tensor, zb: torch.Tensor) -> None:
@@ -159,10 +164,10 @@ def _gibbs_sweeps(z: torch.Tensor, labels: torch.Tensor, u_sum: torch.Tensor,
             a.scatter_add_(2, old[:, :, None],                          # drop j = i
                            -g.diagonal().view(1, b, 1).expand(s, b, 1))
             pm = torch.stack([g, -g], dim=2)                            # (B, B, 2)
-            u = u_sweep[:, t0:t0 + b]
+            u = u_sweep[:, t0:t0 + b, None].unbind(1)                  # B x (S, 1)
             cols = []
             for t in range(b):
-                c = _draw(a[:, t], u[:, t])                             # (S,)
+                c = _draw(a[:, t], u[t])                                # (S,)
                 cols.append(c)
                 if t + 1 < b:                                           # y_t: old -> c
                     m = b - t - 1
