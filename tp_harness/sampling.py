@@ -16,8 +16,8 @@ inside the block, so the per-visit work is O(q) tensor ops on ``(S, q)`` arrays.
 
 Randomness is counter-based (SplitMix64 on the CPU, in numpy): every random number
 is a function of ``(seed, task index, redraw attempt, purpose, counter)``, so a task
-does not depend on ``batch_size``, on the other tasks, or on the device. No global
-RNG state is read or changed. See ``docs/sampling.md``.
+does not depend on ``batch_size`` or on the other tasks, and CUDA consumes the same
+numbers as the CPU. No global RNG state is read or changed. See ``docs/sampling.md``.
 """
 
 from __future__ import annotations
