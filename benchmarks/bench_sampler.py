@@ -10,6 +10,9 @@ few tasks and extrapolated per task (its cost is linear in the number of tasks).
 
 Prints a markdown table with wall-clock and CPU seconds (CPU time is steadier on a
 shared machine; the speed-up is the wall-clock throughput ratio). Run it twice.
+On a machine shared with other busy processes, torch's OpenMP threads spin-wait for a
+core and the engine can slow down 10x or more: use ``--threads 1`` or set
+``OMP_WAIT_POLICY=PASSIVE`` there.
 """
 
 from __future__ import annotations
