@@ -362,8 +362,8 @@ class LogisticProbe(_TaskProbe):
         blocks = [_lbfgs_multinomial(xs, y[i:i + step], self.classes_mask_[i:i + step],
                                      penalty[i:i + step], max_iter, float(self.tol))
                   for i in range(0, y.shape[0], step)]
-        self.coef_ = torch.cat([w.T for w, _, _ in blocks]).reshape(-1, q, x.shape[1])
-        self.intercept_ = torch.cat([b for _, b, _ in blocks]).reshape(-1, q)  # (S, q)
+        self.coef_ = torch.cat([w for w, _, _ in blocks]).contiguous()  # (S, q, d)
+        self.intercept_ = torch.cat([b for _, b, _ in blocks]).contiguous()  # (S, q)
         self.n_iter_ = max(it for _, _, it in blocks)
         self._remember(x, q, x.dtype)
         return self
@@ -384,30 +384,39 @@ class LogisticProbe(_TaskProbe):
 def _lbfgs_multinomial(xs: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
                        penalty: torch.Tensor, max_iter: int,
                        tol: float) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Minimise Σ_s [mean_i nll_si + penalty_s/(2n) ||W_s||²] over W (d, S·q), b (S·q,)."""
+    """Minimise Σ_s [mean_i nll_si + penalty_s/(2n) ||W_s||²] -> (coef (S, q, d), b (S, q), it).
+
+    Parameters are class-major (column ``c·S + s``) so the softmax reductions over
+    ``q`` run vectorised across tasks; loss and gradient are written out by hand.
+    """
     n, d = xs.shape
     s_total, q = mask.shape
-    w = torch.zeros(d, s_total * q, dtype=xs.dtype, device=xs.device, requires_grad=True)
-    b = torch.zeros(s_total * q, dtype=xs.dtype, device=xs.device, requires_grad=True)
-    absent = torch.zeros(s_total, q, dtype=xs.dtype, device=xs.device)
-    absent = absent.masked_fill(~mask, -math.inf).reshape(-1)  # (S·q,)
-    target = y.T.reshape(-1)  # (n·S,), row i·S + s
-    reg = (penalty / (2 * n)).repeat_interleave(q)  # (S·q,)
+    w = torch.zeros(d, q * s_total, dtype=xs.dtype, device=xs.device)
+    b = torch.zeros(q * s_total, dtype=xs.dtype, device=xs.device)
+    absent = torch.zeros(q, s_total, dtype=xs.dtype, device=xs.device)
+    absent = absent.masked_fill(~mask.T, -math.inf).reshape(-1)  # (q·S,)
+    true = y.T[:, None, :]  # (n, 1, S)
+    reg = (penalty / n).repeat(q)  # (q·S,)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=tol,
-                            tolerance_change=1e-12, history_size=20,
+                            tolerance_change=1e-12, history_size=10,
                             line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
-        opt.zero_grad()
-        logits = torch.addmm(b + absent, xs, w).reshape(n * s_total, q)
-        loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum") / n
-        loss = loss + (reg * w.pow(2)).sum()
-        loss.backward()
+        z = torch.addmm(b + absent, xs, w).view(n, q, s_total)  # logits
+        top = z.amax(dim=1, keepdim=True)
+        picked = z.gather(1, true)
+        z.sub_(top).exp_()  # (n, q, S), 0 for absent classes
+        total = z.sum(dim=1, keepdim=True)
+        nll = (top + total.log() - picked).sum(dtype=torch.float64) / n
+        loss = nll + 0.5 * (reg * w.pow(2)).sum(dtype=torch.float64)
+        z.div_(total).scatter_add_(1, true, torch.full_like(picked, -1.0)).div_(n)
+        w.grad = torch.addmm(w * reg, xs.T, z.view(n, -1))
+        b.grad = z.sum(dim=0).reshape(-1)
         return loss
 
     opt.step(closure)
     n_iter = int(opt.state[w].get("n_iter", 0))
-    return w.detach(), b.detach(), n_iter
+    return w.view(d, q, s_total).permute(2, 1, 0), b.view(q, s_total).T, n_iter
 
 
 # ----------------------------------------------------------------------------- driver
