@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -43,7 +44,7 @@ def make_results(models: dict[str, float] | None = None, dataset: str = "toy",
                            "gain_over_majority": acc - 0.5, "num_tasks": 16})
         baselines.append({"model": name, "rankme": 10.0 + i, "alpha_req": 1.0,
                           "kernel_target_alignment": 0.1, "linear_cka_prior": 0.2})
-    model_recs = [
+    model_recs: list[dict[str, Any]] = [
         {"name": "mini", "model_id": "org/mini", "revision": "abc123", "kind": "text",
          "pooling": "mean", "layers": [0, 1, 2], "modality": "text",
          "outputs": ["mini", "mini@layer0", "mini@layer1", "mini@layer2"]},
@@ -228,12 +229,13 @@ def test_hub_offline_error_names_repo(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_figures(frame: pd.DataFrame) -> None:
     fig = lb.alignment_std_figure(frame)
     assert len(fig.axes) == 4  # 2 priors x 2 temperatures
-    assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == 5
+    assert sum(np.asarray(c.get_offsets()).shape[0] for c in fig.axes[0].collections) == 5
     layers = lb.layer_figure(lb.filter_frame(frame, priors=["labels"], temperatures=[0.1],
                                              probes=["ridge q=2"]))
     (line,) = layers.axes[0].get_lines()
-    assert list(line.get_xdata()) == [0, 1, 2]
-    assert list(line.get_ydata()) == pytest.approx([a / 1.1 for a in (0.01, 0.03, 0.02)])
+    assert np.asarray(line.get_xdata()).tolist() == [0, 1, 2]
+    expected = [a / 1.1 for a in (0.01, 0.03, 0.02)]  # labels prior, T = 0.1
+    assert np.asarray(line.get_ydata()).tolist() == pytest.approx(expected)
     probes = lb.probe_figure(frame)
     assert [a.get_title() for a in probes.axes] == ["knn q=3", "ridge q=2"]
     two = pd.concat([frame, frame.assign(**{lb.DATASET: "other"})])
@@ -270,3 +272,37 @@ def test_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert rows[lb.MODEL].tolist() == [s["model"] for s in expect]
         assert rows[lb.RANK].tolist() == [1, 2, 3]
         assert rows[lb.ACC_MEAN].notna().all() and rows[lb.RANKME].notna().all()
+
+
+def test_app_callback_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's one callback, the ``leaderboard`` subcommand and the Space entry point."""
+    pytest.importorskip("gradio")
+    import argparse
+    import runpy
+
+    import gradio as gr
+
+    from tp_harness import leaderboard_app as app
+
+    run_dir = write_run(tmp_path / "run")
+    frame = lb.load_frame(run_dir)
+    table, csv, *figs = app.views(frame, "mini", None, None, ["labels"], [0.1], "ridge q=2",
+                                  [lb.MODEL, lb.RANK])
+    assert table.values.tolist() == [[1, "mini@layer1"], [3, "mini@layer2"], [4, "mini@layer0"]]
+    assert lb.read_csv(csv).values.tolist() == table.values.tolist()
+    assert [len(f.axes) for f in figs] == [1, 4, 1]
+    assert isinstance(app.build_app(frame), gr.Blocks)
+
+    parser = argparse.ArgumentParser()
+    app.add_leaderboard_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["leaderboard", str(run_dir), "--port", "7999"])
+    assert (args.source, args.port, args.host) == (str(run_dir), 7999, "127.0.0.1")
+    launched: list[dict[str, Any]] = []
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
+    assert args.func(args) == 0
+    assert launched == [{"server_name": "127.0.0.1", "server_port": 7999}]
+
+    monkeypatch.setenv(lb.SOURCE_ENV, str(run_dir))
+    monkeypatch.setattr("sys.argv", ["app.py"])
+    space = runpy.run_path(str(Path(__file__).parents[1] / "spaces/leaderboard/app.py"))
+    assert isinstance(space["demo"], gr.Blocks) and launched == launched[:1]  # not launched

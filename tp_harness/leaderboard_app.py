@@ -134,7 +134,8 @@ def build_app(source: str | os.PathLike[str] | pd.DataFrame | None = None) -> gr
         inputs = [query, dataset, modality, prior, temperature, probe, columns]
         outputs = [table, download, align, layers, accuracy]
         gr.on([app.load, *(c.change for c in inputs)],
-              lambda *values: views(frame, *values), inputs, outputs)
+              lambda *values: views(frame, *values), inputs, outputs,
+              trigger_mode="always_last")  # quick clicks: the last state always wins
     return app
 
 
