@@ -145,6 +145,7 @@ def test_defaults(frame: pd.DataFrame) -> None:
     assert lb.default_probe(lb.filter_frame(frame, probes=["knn q=3"])) == "knn q=3"
     assert lb.default_probe(frame.iloc[:0]) is None
     assert lb.default_columns(frame) == list(lb.DEFAULT_COLUMNS)
+    assert lb.DATASET not in lb.default_columns(frame)  # one dataset: no dataset column
     two = pd.concat([frame, frame.assign(**{lb.DATASET: "other"})])
     assert lb.DATASET in lb.default_columns(two)
     assert set(lb.filter_frame(two, datasets=["other"])[lb.DATASET]) == {"other"}
@@ -306,3 +307,32 @@ def test_app_callback_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr("sys.argv", ["app.py"])
     space = runpy.run_path(str(Path(__file__).parents[1] / "spaces/leaderboard/app.py"))
     assert isinstance(space["demo"], gr.Blocks) and launched == launched[:1]  # not launched
+
+
+def test_hub_repo_through_a_local_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A results repo pushed to the local Hub-protocol server, read with snapshot_download."""
+    from huggingface_hub import HfApi, constants
+
+    from tests.hub_server import HubServer
+
+    repo = write_run(tmp_path / "push")
+    (repo / "README.md").write_text("---\nlicense: apache-2.0\n---\n# scores\n")
+    (repo / "scores.parquet").write_bytes(b"PAR1 not needed by the leaderboard")
+    with HubServer(token="secret", lifetime_s=120) as hub:
+        for name, value in (("ENDPOINT", hub.url), ("HF_HUB_OFFLINE", False),
+                            ("HF_HUB_CACHE", str(tmp_path / "cache")),
+                            ("HF_HUB_DISABLE_XET", True)):
+            monkeypatch.setattr(constants, name, value)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        api = HfApi(endpoint=hub.url, token="secret")
+        api.create_repo("org/results", repo_type="dataset")
+        api.upload_folder(folder_path=str(repo), repo_id="org/results", repo_type="dataset")
+        monkeypatch.chdir(tmp_path)
+        df = lb.load_frame("org/results")
+    assert set(df[lb.RUN]) == {"org/results"} and len(df) == 40
+    assert _group(df)[lb.MODEL].tolist() == RANKED
+    snapshot = next((tmp_path / "cache").rglob("results.json")).parent
+    assert not (snapshot / "scores.parquet").exists()  # only results.json and cards fetched

@@ -21,6 +21,8 @@ from tests.test_leaderboard import RANKED, write_run
 from tp_harness import leaderboard as lb
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# gradio's own table code calls pandas APIs that pandas 3 deprecates
+pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-dev-shm-usage"]
