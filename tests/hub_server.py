@@ -104,9 +104,11 @@ class Repo:
 
 
 class HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
+        self.extra = extra or {}
 
 
 class HubState:
@@ -125,9 +127,9 @@ class HubState:
             raise HubError(404, f"Repository {repo_id} not found", "RepoNotFound")
         return r
 
-    def create(self, repo_type: str, repo_id: str, private: bool) -> Repo:
-        if (repo_type, repo_id) in self.repos:
-            raise HubError(409, "You already created this repo")
+    def create(self, repo_type: str, repo_id: str, private: bool, url: str) -> Repo:
+        if (repo_type, repo_id) in self.repos:  # the Hub answers 409 with the repo's url
+            raise HubError(409, "You already created this repo", extra={"url": url})
         r = Repo(repo_type, repo_id, private)
         r.commit("initial commit", {".gitattributes": Blob(GITATTRIBUTES.encode(), False)})
         self.repos[(repo_type, repo_id)] = r
@@ -271,7 +273,8 @@ class Handler(BaseHTTPRequestHandler):
             headers = {"X-Error-Message": err.message}
             if err.code:
                 headers["X-Error-Code"] = err.code
-            self._send(err.status, json.dumps({"error": err.message}).encode(), headers)
+            body = json.dumps({"error": err.message, **err.extra}).encode()
+            self._send(err.status, body, headers)
         except Exception as err:  # a server bug: answer 500 rather than drop the connection
             self._send(500, json.dumps({"error": repr(err)}).encode())
 
@@ -308,9 +311,10 @@ class Handler(BaseHTTPRequestHandler):
         repo_id = f"{payload.get('organization') or 'tester'}/{payload['name']}"
         repo_type = payload.get("type") or "model"
         private = bool(payload.get("private")) or payload.get("visibility") == "private"
-        self.state.create(repo_type, repo_id, private)
         prefix = "" if repo_type == "model" else f"{repo_type}s/"
-        self._json({"url": f"{self.server.url}/{prefix}{repo_id}", "name": repo_id})
+        url = f"{self.server.url}/{prefix}{repo_id}"
+        self.state.create(repo_type, repo_id, private, url)
+        self._json({"url": url, "name": repo_id})
 
     def _api_repo(self, repo_type: str, repo_id: str, rest: str, query: dict[str, list[str]],
                   body: bytes) -> None:
