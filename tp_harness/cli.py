@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_evaluate_parser(sub)
     _add_demo_parser(sub)
+    from .leaderboard_app import add_leaderboard_parser
+
+    add_leaderboard_parser(sub)
     return parser
 
 
