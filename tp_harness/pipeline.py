@@ -156,7 +156,7 @@ def run_probes(config: Config, reps: representations.Representations,
                 acc = np.asarray(res.accuracy, dtype=np.float64)
                 accuracies[(name, q, probe)] = acc
                 records.append({"model": name, "num_classes": q, "probe": probe,
-                                **res.summary()})
+                                **res.summary(), "task_accuracies": acc.round(6).tolist()})
                 if progress is not None:
                     progress(1)
     return records, accuracies
