@@ -72,9 +72,9 @@ def _rows(x, dtype, name):
         x = x.detach().cpu().numpy()
     try:
         a = np.asarray(x, dtype=dtype)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"task_prior: {name} must be numbers in rows of equal length, "
-                         f"shape (n, k): {err}") from None
+    except (ValueError, TypeError):
+        raise ValueError(f"task_prior: {name} must be numbers in rows of the same length, "
+                         "shape (n, k).") from None
     if a.ndim not in (1, 2):
         raise ValueError(f"task_prior: {name} must be 2-D (n, k); got shape {a.shape}.")
     return a.reshape(-1, 1) if a.ndim == 1 else a
