@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ import torch
 from ._validation import ArrayLike, as_tensor, check_positive_int, resolve_device
 
 PROBES = ("ridge", "knn", "logistic")
+_P = TypeVar("_P", bound="_TaskProbe")
 _EPS = 1e-12
 _CHUNK = 1 << 22  # elements per temporary block (32 MiB in float64)
 _LOGIT_CHUNK = 1 << 25  # logits per L-BFGS block of tasks (n · tasks · q)
@@ -171,7 +172,7 @@ class _TaskProbe:
     num_classes: int | None
     device: str | torch.device | None
 
-    def fit(self, x: ArrayLike, tasks: ArrayLike) -> Any:
+    def fit(self: _P, x: ArrayLike, tasks: ArrayLike) -> _P:
         """Fit on features (n, d) and integer tasks (S, n) or (n,); returns ``self``."""
         dev = resolve_device(self.device)
         xt = as_tensor(x, "x", device=dev)
@@ -201,7 +202,7 @@ class _TaskProbe:
         if not hasattr(self, "_single"):
             self._single = False
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int) -> Any:
+    def _fit(self: _P, x: torch.Tensor, y: torch.Tensor, q: int) -> _P:
         raise NotImplementedError
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
