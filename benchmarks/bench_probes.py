@@ -23,6 +23,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -103,48 +104,52 @@ def best_threads(fit: Callable[[int], np.ndarray], sample: int) -> tuple[int | N
     return best, note
 
 
+def bench_ridge(args: argparse.Namespace, x: np.ndarray, tasks: np.ndarray,
+                tr: np.ndarray, te: np.ndarray, device: torch.device) -> dict[str, Any]:
+    """Ours vs the full sklearn loop; accuracies must be identical."""
+    x64 = torch.from_numpy(x.astype(np.float64)).to(device)
+    td = torch.from_numpy(tasks).to(device)
+    ours_s, res = time_ours(partial(probe_tasks, x64, td, alpha=args.alpha, seed=args.seed,
+                                    device=device), device, args.repeats)
+    fit = partial(sklearn_ridge, x.astype(np.float64), tasks, tr, te, args.alpha, args.classes)
+    threads, note = best_threads(fit, args.sample)
+    sk_s, preds = sklearn_loop(fit, range(args.num_tasks), threads)
+    sk_acc = (preds == tasks[:, te]).mean(1)
+    check = (f"accuracies identical: {bool(np.array_equal(sk_acc, res.accuracy))} "
+             f"(max abs diff {np.abs(sk_acc - res.accuracy).max():.1e}, "
+             f"{int((preds != res.predictions).sum())} differing predictions)")
+    return {"probe": "ridge", "ours": ours_s, "sklearn": sk_s, "fits": args.num_tasks,
+            "extrapolated": False, "note": note, "check": check,
+            "mean_acc": float(res.accuracy.mean())}
+
+
+def bench_sampled(args: argparse.Namespace, probe: str, fit: Callable[[int], np.ndarray],
+                  x: np.ndarray, tasks: np.ndarray, te: np.ndarray,
+                  device: torch.device) -> dict[str, Any]:
+    """Ours on all tasks vs sklearn on ``args.sample`` tasks, extrapolated."""
+    xd, td = torch.from_numpy(x).to(device), torch.from_numpy(tasks).to(device)
+    ours_s, res = time_ours(partial(probe_tasks, xd, td, probe=probe, alpha=args.alpha,
+                                    k=args.k, seed=args.seed, device=device), device, 1)
+    threads, note = best_threads(fit, min(args.sample, 2))
+    sk_s, preds = sklearn_loop(fit, range(args.sample), threads)
+    agree = (preds == res.predictions[:args.sample]).mean()
+    gap = (preds == tasks[:args.sample, te]).mean() - res.accuracy[:args.sample].mean()
+    return {"probe": probe, "ours": ours_s, "sklearn": sk_s * args.num_tasks / args.sample,
+            "fits": args.sample, "extrapolated": True, "note": note,
+            "check": f"on {args.sample} tasks: {agree:.2%} same predictions, "
+                     f"sklearn - ours mean acc = {gap:+.4f}",
+            "mean_acc": float(res.accuracy.mean())}
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     device = torch.device(args.device)
     x, tasks = make_data(args.n, args.dim, args.num_tasks, args.classes, args.seed)
-    x64 = x.astype(np.float64)
     tr, te = (i.numpy() for i in train_test_indices(args.n, 0.25, seed=args.seed))
-    y_te = tasks[:, te]
-    xd, td = torch.from_numpy(x).to(device), torch.from_numpy(tasks).to(device)
-    rows = []
-
-    # ridge: full loop, accuracies must match exactly
-    ours_s, res = time_ours(lambda: probe_tasks(torch.from_numpy(x64).to(device), td,
-                                                alpha=args.alpha, seed=args.seed,
-                                                device=device), device, args.repeats)
-    fit = lambda s: sklearn_ridge(x64, tasks, tr, te, args.alpha, args.classes, s)  # noqa: E731
-    threads, note = best_threads(fit, args.sample)
-    sk_s, preds = sklearn_loop(fit, range(args.num_tasks), threads)
-    sk_acc = (preds == y_te).mean(1)
-    rows.append({"probe": "ridge", "ours": ours_s, "sklearn": sk_s, "fits": args.num_tasks,
-                 "extrapolated": False, "note": note,
-                 "check": f"accuracies identical: {bool(np.array_equal(sk_acc, res.accuracy))}"
-                          f" (max abs diff {np.abs(sk_acc - res.accuracy).max():.1e}, "
-                          f"{int((preds != res.predictions).sum())} differing predictions)",
-                 "mean_acc": float(res.accuracy.mean())})
-
-    # knn and logistic: sklearn on a sample of tasks, extrapolated
-    for probe, fit_fn in (("knn", lambda s: sklearn_knn(x, tasks, tr, te, args.k, s)),
-                          ("logistic", lambda s: sklearn_logistic(x, tasks, tr, te,
-                                                                  args.alpha, s))):
-        if probe in args.skip:
-            continue
-        ours_s, res = time_ours(lambda p=probe: probe_tasks(xd, td, probe=p, alpha=args.alpha,
-                                                            k=args.k, seed=args.seed,
-                                                            device=device), device, 1)
-        threads, note = best_threads(fit_fn, min(args.sample, 2))
-        sk_s, preds = sklearn_loop(fit_fn, range(args.sample), threads)
-        agree = (preds == res.predictions[:args.sample]).mean()
-        gap = (preds == y_te[:args.sample]).mean() - res.accuracy[:args.sample].mean()
-        rows.append({"probe": probe, "ours": ours_s, "sklearn": sk_s * args.num_tasks / args.sample,
-                     "fits": args.sample, "extrapolated": True, "note": note,
-                     "check": f"on {args.sample} tasks: {agree:.2%} same predictions, "
-                              f"sklearn - ours mean acc = {gap:+.4f}",
-                     "mean_acc": float(res.accuracy.mean())})
+    rows = [bench_ridge(args, x, tasks, tr, te, device)]
+    fits = {"knn": partial(sklearn_knn, x, tasks, tr, te, args.k),
+            "logistic": partial(sklearn_logistic, x, tasks, tr, te, args.alpha)}
+    rows += [bench_sampled(args, probe, fit, x, tasks, te, device)
+             for probe, fit in fits.items() if probe not in args.skip]
     return rows
 
 
@@ -158,7 +163,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
              "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in rows:
         sk = f"{r['sklearn']:.2f}" + (f" (from {r['fits']} fits)" if r["extrapolated"] else "")
-        lines.append(f"| {r['probe']} | {r['ours']:.3f} | {sk} | {r['sklearn'] / r['ours']:.0f}x "
+        lines.append(f"| {r['probe']} | {r['ours']:.3f} | {sk} | {r['sklearn'] / r['ours']:.3g}x "
                      f"| {r['mean_acc']:.3f} | {r['check']} | {r['note']} |")
     return head + "\n".join(lines)
 
