@@ -231,6 +231,9 @@ def test_scores_table_keeps_every_column_and_row() -> None:
     table = hub.scores_table(recs)
     assert table.column_names == ["model", "mean", "num_pairs", "extra"]
     assert table.to_pylist() == [{**recs[0], "extra": None}, recs[1]]
+    assert str(table.schema.field("num_pairs").type) == "int64"
+    assert str(hub.scores_table(recs[:1]).schema.field("num_pairs").type) == "int64"
+    assert str(hub.scores_table([{"n": "many"}]).schema.field("n").type) == "string"
 
 
 def test_tasks_card_merge_is_idempotent(run_dir: Path) -> None:

@@ -64,6 +64,14 @@ def test_add_batch_equals_one_call(tmp_path: Path) -> None:
                           normalize="frobenius") == one
 
 
+def test_default_temperature_is_the_harness_default(tmp_path: Path) -> None:
+    from tp_harness.config import Config
+
+    x, p = _data(10)
+    (t,) = Config().temperatures
+    assert _load(tmp_path).compute(predictions=x, references=p) == _expected(x, p, t)
+
+
 def test_several_temperatures_give_lists(tmp_path: Path) -> None:
     metric = _load(tmp_path)
     x, p = _data(4)
@@ -126,7 +134,7 @@ def test_errors_are_clear(tmp_path: Path) -> None:
     metric = _load(tmp_path)
     x, p = _data(9)
     with pytest.raises(ValueError, match="temperature"):
-        metric.compute(predictions=x, references=p)
+        metric.compute(predictions=x, references=p, temperature=-1.0)
     with pytest.raises(ValueError, match="not supported by the metric"):
         metric.compute(predictions=x, references=p, temperature=1.0, prior_kernel="precomputed")
     with pytest.raises(ValueError, match="same length"):

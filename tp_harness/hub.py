@@ -85,14 +85,36 @@ def hub_license(text: str | None) -> str | None:
     return key if key in _HUB_LICENSES else None
 
 
+# Fixed Arrow types of the known score columns, so tables of different runs concatenate
+# (an all-None column would otherwise be typed null in one run and int64 in another).
+SCORE_TYPES = {"model": "string", "prior": "string", "mean": "float64", "variance": "float64",
+               "std": "float64", "mean_per_pair": "float64", "variance_per_pair": "float64",
+               "n": "int64", "temperature": "float64", "model_kernel": "string",
+               "prior_kernel": "string", "normalize": "string", "method": "string",
+               "mean_stderr": "float64", "variance_stderr": "float64", "num_pairs": "int64"}
+
+
+def _column(values: list[Any], type_name: str | None) -> Any:
+    import pyarrow as pa
+
+    if type_name is not None:
+        with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            return pa.array(values, type=pa.type_for_alias(type_name))
+    return pa.array(values)
+
+
 def scores_table(scores: Sequence[Mapping[str, Any]]) -> Any:
-    """A pyarrow table with one row per score record (columns: union of keys, first-seen order)."""
+    """A pyarrow table with one row per score record (columns: union of keys, first-seen order).
+
+    Known columns get the types of :data:`SCORE_TYPES`; others are inferred.
+    """
     import pyarrow as pa
 
     columns: dict[str, None] = {}
     for rec in scores:
         columns.update(dict.fromkeys(rec))
-    return pa.table({k: [rec.get(k) for rec in scores] for k in columns})
+    return pa.table({k: _column([rec.get(k) for rec in scores], SCORE_TYPES.get(k))
+                     for k in columns})
 
 
 def parquet_bytes(table: Any) -> bytes:

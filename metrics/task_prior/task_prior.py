@@ -35,7 +35,8 @@ Args:
     predictions: model embeddings, one row per example: (n, d) array, tensor or list of rows.
     references: prior embeddings for the same examples in the same order: (n, r); or class
         ids (n,) with `prior_kernel="label_graph"`.
-    temperature (float or list of floats, required): T > 0; a list computes all in one pass.
+    temperature (float or list of floats): T > 0, default 0.1 (the harness default); a list
+        computes all of them in one pass.
     model_kernel (str): kernel of the embeddings: "centered_cosine" (default), "cosine",
         "linear", "projection".
     prior_kernel (str): same choices, plus "label_graph" (references are class ids).
@@ -189,11 +190,9 @@ class TaskPrior(evaluate.Metric):
                                               "references": _list_array(r)}))
         return None
 
-    def _compute(self, predictions, references, temperature=None, model_kernel="centered_cosine",
+    def _compute(self, predictions, references, temperature=0.1, model_kernel="centered_cosine",
                  prior_kernel="centered_cosine", normalize=None, method="exact", num_pairs=None,
                  seed=None, block_size=None, device=None):
-        if temperature is None:
-            raise ValueError("task_prior: pass temperature=T (T > 0, or a list of them).")
         for arg, name in (("model_kernel", model_kernel), ("prior_kernel", prior_kernel)):
             allowed = _ROW_KERNELS + (("label_graph",) if arg == "prior_kernel" else ())
             if name not in allowed:
