@@ -37,6 +37,15 @@ def _expected(x: np.ndarray, p: np.ndarray, t: float, **kw: Any) -> dict[str, ob
     return {k: getattr(res, k) for k in FIELDS}
 
 
+def test_loads_by_the_documented_relative_path(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import evaluate
+
+    monkeypatch.chdir(Path(METRIC).parents[1])
+    metric = evaluate.load("metrics/task_prior", cache_dir=str(tmp_path))
+    assert metric.name == "task_prior" and "Patel" in metric.citation
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_compute_equals_library(tmp_path: Path, seed: int) -> None:
     metric = _load(tmp_path)

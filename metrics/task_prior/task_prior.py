@@ -159,8 +159,6 @@ class TaskPrior(evaluate.Metric):
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features({"predictions": seq(value), "references": seq(value)}),
-            codebase_urls=["https://github.com/tp-harness"],
-            reference_urls=["docs/conventions.md in the tp-harness repository"],
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
