@@ -255,3 +255,20 @@ def test_push_parser() -> None:
     assert (args.results_dir, args.repo_id, args.tasks_repo_id, args.private) == \
         ("runs/x", "org/n", None, True)
     assert args.func is hub._cmd_push
+
+
+def test_evaluate_push_to_hub_from_the_cli(server: HubServer, tmp_path: Path) -> None:
+    """``tp-harness evaluate --push-to-hub`` pushes scores and tasks; the token never shows."""
+    cmd = [sys.executable, "-m", "tp_harness", "evaluate", "--model", "tfidf-lsa:dim=8",
+           "--model", "tfidf-lsa:dim=3", "--prior", "labels", "--num-examples", "90",
+           "--num-tasks", "6", "--probe", "ridge", "--no-progress", "--min-class-fraction", "0",
+           "--output-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
+           "--push-to-hub", "cli-org/cli-scores"]
+    proc = subprocess.run(cmd, env=_env(server, tmp_path / "hf-home"), capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "cli-org/cli-scores" in proc.stdout and TOKEN not in proc.stdout + proc.stderr
+    with server.state.lock:
+        repos = set(server.state.repos)
+    assert any("cli-org/cli-scores" in str(r) for r in repos)
+    assert any("cli-org/cli-scores-tasks" in str(r) for r in repos)

@@ -27,7 +27,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
             "text_column", "image_column", "label_column", "num_examples", "temperatures",
             "num_tasks", "num_classes", "task_temperature", "gibbs_sweeps", "probes",
             "model_kernel", "prior_kernel", "normalize", "output_dir", "cache_dir", "seed",
-            "device", "batch_size", "max_length", "dtype", "push_to_hub", "block_size")
+            "device", "batch_size", "max_length", "dtype", "push_to_hub", "block_size",
+            "min_class_fraction")
     out = {k: getattr(args, k, None) for k in keys}
     if args.trust_remote_code:
         out["trust_remote_code"] = True
@@ -41,9 +42,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     config = load_config(args.suite, _overrides(args))
     results = run(config, progress=not args.no_progress)
-    if results.probes is not None and _is_main():
+    if _is_main():
         print(ranked_tables(results.to_dict()))
         print(f"results: {config.output_dir}/results.json  summary: {config.output_dir}/summary.md")
+        if "push" in results.extras:
+            from .hub import push_report
+
+            print(push_report(results.extras["push"]))
     return 0
 
 
@@ -73,6 +78,8 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-tasks", type=int, default=None)
     p.add_argument("--num-classes", type=int, action="append")
     p.add_argument("--gibbs-sweeps", type=int, default=None)
+    p.add_argument("--min-class-fraction", type=float, default=None,
+                   help="redraw sampled tasks whose smallest class is below this fraction")
     p.add_argument("--probe", dest="probes", action="append", choices=["ridge", "knn", "logistic"])
     p.add_argument("--model-kernel", default=None)
     p.add_argument("--prior-kernel", default=None)
@@ -98,8 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_evaluate_parser(sub)
     _add_demo_parser(sub)
+    from .hub import add_push_parser
     from .leaderboard_app import add_leaderboard_parser
 
+    add_push_parser(sub)
     add_leaderboard_parser(sub)
     return parser
 

@@ -254,6 +254,10 @@ def run(config: Config, *, ctx: DistContext | None = None, progress: bool = True
         from .outputs import write_outputs
 
         write_outputs(results, config.output_dir)
+        if config.push_to_hub:
+            from .hub import push_run
+
+            results.extras["push"] = push_run(config.output_dir, config.push_to_hub)
     ctx.barrier()
     return results
 
