@@ -182,7 +182,11 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=8, help="sklearn fits timed for knn/logistic")
     ap.add_argument("--skip", nargs="*", default=[], choices=["knn", "logistic"])
     args = ap.parse_args()
-    print(table(run(args), args))
+    load_before = os.getloadavg()[0]
+    rows = run(args)
+    print(table(rows, args))
+    print(f"\n1-min load average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after "
+          f"(other processes on a shared machine slow both sides, ours more: it uses all cores).")
 
 
 if __name__ == "__main__":
