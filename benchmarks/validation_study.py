@@ -1,29 +1,30 @@
 """Does the closed form (Theorem 3.6) predict held-out probe accuracy on sampled tasks?
 
-Offline, on the bundled drug reviews: ~36 representations (every MiniLM layer, every
-third SmolLM2-135M layer with mean and last-token pooling, TF-IDF/LSA, random
-projections to a few dims), prior = the all-MiniLM-L6-v2 sentence embedding
-(centered cosine). For each temperature ``T`` (with and without Frobenius
-normalisation) and each class count ``q``:
+Offline, on 800 of the bundled drug reviews: 36 representations (every MiniLM layer,
+every third SmolLM2-135M layer with mean and last-token pooling, TF-IDF/LSA, random
+projections to a few dims), prior = the all-MiniLM-L6-v2 sentence embedding (centered
+cosine). For each temperature ``T`` and class count ``q``:
 
-* closed-form mean and std of ``Tr(MG)`` for every representation;
-* ``--num-tasks`` tasks sampled from the same prior at the same temperature (prefix
-  sampler, Algorithm 1); a ridge probe per task, accuracy on one shared held-out split;
+* the closed-form mean and std of ``Tr(MG)`` for every representation, in four variants
+  (model kernel ``centered_cosine`` or ``projection``, with or without Frobenius
+  normalisation; Frobenius runs use ``T / ||K||_F``, which is the same prior);
+* ``--num-tasks`` tasks sampled from that prior at temperature ``T`` (prefix sampler,
+  Algorithm 1) and three probes per task, accuracy on one shared held-out split:
+  ``ridge_tuned`` (standardised features, alpha chosen on an inner split of the training
+  rows), ``ridge_raw`` (the harness default: raw features, alpha = 1) and ``knn`` (cosine);
 * across representations, Pearson and Spearman with bootstrap 95% CIs between the
   closed-form mean and the mean probe accuracy, and between the closed-form std and the
   std of probe accuracy over tasks (RankMe and linear CKA with the prior for reference).
 
-Frobenius pairing: dividing the prior kernel by ``||K||_F`` and using ``T / ||K||_F``
-gives exactly the same prior, hence the same tasks; the two rows of a temperature differ
-only in the model side (``M / ||M||_F``). Check with the real labels: prior = label graph
-of the 3 sentiment classes, closed form vs ridge accuracy on the true labels (mean over
-``--label-splits`` random splits).
+Check with the real labels: prior = label graph of the 3 sentiment classes, closed form
+vs probe accuracy on the true labels (mean over ``--label-splits`` random splits).
 
-    python benchmarks/validation_study.py                  # full study, ~15 min cold
+    python benchmarks/validation_study.py          # ~15 min cold on 2 busy cores, ~2 min warm
     python benchmarks/validation_study.py --num-examples 200 --num-tasks 64 --no-last-token
 
 Embeddings go through the harness's on-disk cache, so a rerun skips the models.
-Writes ``docs/figures/validation_results.json`` and ``docs/figures/validation_*.png``.
+Writes ``docs/figures/validation_results.json`` and ``docs/figures/validation_*.png``;
+``docs/validation.md`` reads them.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ SMOLLM_SPECS = {"mean": "bundled:smollm2:pooling=mean,layers=all,name=SmolLM2-me
                 "last": "bundled:smollm2:pooling=last,layers=all,name=SmolLM2-last"}
 FAMILIES = ("MiniLM", "SmolLM2-mean", "SmolLM2-last", "TF-IDF/LSA", "random projection")
 SUBSETS = ("all", "without prior's layer", "SmolLM2 layers")
+# (model kernel, normalisation) of the closed form; the first is the harness default
+VARIANTS = (("centered_cosine", None), ("centered_cosine", "frobenius"),
+            ("projection", None), ("projection", "frobenius"))
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -59,9 +63,12 @@ class StudySettings:
     num_tasks: int = 256
     min_class_fraction: float = 0.1
     gibbs_sweeps: int = 0
-    probe_alpha: float = 1.0
+    probes: tuple[str, ...] = ("ridge_tuned", "ridge_raw", "knn")  # first = primary
+    probe_alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)  # ridge_tuned
+    raw_alpha: float = 1.0  # ridge_raw: the harness default (probe_alpha)
+    knn_k: int = 20
     test_fraction: float = 0.25
-    label_splits: int = 10
+    label_splits: int = 5
     label_temperatures: tuple[float, ...] = (0.1, 1.0)
     bootstrap: int = 1000
     seed: int = 0
@@ -148,37 +155,98 @@ def sample_task_sets(prior: np.ndarray, temperatures: Sequence[float], num_class
     return out
 
 
-def probe_stats(reps: Mapping[str, np.ndarray], tasks: np.ndarray,
-                s: StudySettings) -> dict[str, dict[str, float]]:
-    """Ridge probe accuracy over tasks per representation: mean, std, var, p5, gain."""
-    from tp_harness.probes import probe_tasks
+def standardize(x: np.ndarray) -> np.ndarray:
+    """Columns to zero mean and unit variance (constant columns to 0). -> float32."""
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(0)
+    return np.asarray((x - x.mean(0)) / np.where(sd > 0, sd, 1.0), dtype=np.float32)
 
-    out = {}
-    for name, x in reps.items():
-        r = probe_tasks(x, tasks, probe="ridge", alpha=s.probe_alpha,
-                        test_fraction=s.test_fraction, seed=s.seed)
-        acc = np.asarray(r.accuracy, dtype=np.float64)
-        out[name] = {"mean": float(acc.mean()), "std": float(acc.std()),
-                     "var": float(acc.var()), "p5": float(np.percentile(acc, 5)),
-                     "gain_over_majority": float((acc - r.majority_rate).mean())}
+
+def ridge_path_accuracy(x_train: np.ndarray, tasks_train: np.ndarray, x_val: np.ndarray,
+                        tasks_val: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
+    """Held-out accuracy (len(alphas), S) of one-hot ridge (sklearn ``Ridge``: X and Y
+    centered on the train rows, intercept not penalised, argmax) for every alpha, from
+    one SVD of the centered train features. ``tasks_*``: (S, rows) labels ``0..q-1``."""
+    x_train = np.asarray(x_train, dtype=np.float64)
+    mean = x_train.mean(0)
+    u, sv, vt = np.linalg.svd(x_train - mean, full_matrices=False)
+    q = int(max(tasks_train.max(), tasks_val.max())) + 1
+    num_tasks, m = tasks_train.shape
+    y = np.zeros((m, num_tasks * q))
+    y[np.arange(m)[:, None], np.arange(num_tasks)[None, :] * q + tasks_train.T] = 1.0
+    y_mean = y.mean(0)
+    a = u.T @ (y - y_mean)  # (k, S q)
+    xv = (np.asarray(x_val, dtype=np.float64) - mean) @ vt.T  # (m_val, k)
+    out = np.empty((len(alphas), num_tasks))
+    for i, alpha in enumerate(alphas):
+        scores = (xv * (sv / (sv**2 + alpha))) @ a + y_mean  # (m_val, S q)
+        pred = scores.reshape(len(xv), num_tasks, q).argmax(-1).T  # (S, m_val)
+        out[i] = (pred == tasks_val).mean(1)
+    return out
+
+
+def run_probe(x: np.ndarray, tasks: np.ndarray, probe: str, s: StudySettings, *,
+              seed: int) -> tuple[Any, float | None]:
+    """One probe on all tasks (split ``seed``) -> (ProbeResult, alpha used or None).
+
+    * ``ridge_tuned``: ridge on standardised features; alpha from ``probe_alphas``
+      maximising the mean accuracy over tasks on an inner split of the *training* rows
+      (the test rows are never seen; :func:`ridge_path_accuracy`), shared by all tasks
+      of the set, then :func:`tp_harness.probes.probe_tasks` with that alpha;
+    * ``ridge_raw``: ridge on the features as given, ``alpha = raw_alpha`` (the harness);
+    * ``knn``: cosine kNN with ``knn_k`` neighbours (scale-free).
+    """
+    from tp_harness.probes import probe_tasks, train_test_indices
+
+    tasks = np.asarray(tasks).reshape(-1, np.shape(tasks)[-1])
+    common = {"test_fraction": s.test_fraction, "seed": seed}
+    if probe == "ridge_raw":
+        return probe_tasks(x, tasks, probe="ridge", alpha=s.raw_alpha, **common), s.raw_alpha
+    if probe == "knn":
+        return probe_tasks(x, tasks, probe="knn", k=s.knn_k, **common), None
+    if probe != "ridge_tuned":
+        raise ValueError(f"unknown probe {probe!r}; use ridge_tuned, ridge_raw or knn.")
+    z = standardize(x)
+    train = train_test_indices(len(z), s.test_fraction, seed)[0].numpy()
+    fit, val = (i.numpy() for i in train_test_indices(len(train), s.test_fraction,
+                                                      seed + 10_000))
+    scores = ridge_path_accuracy(z[train[fit]], tasks[:, train[fit]], z[train[val]],
+                                 tasks[:, train[val]], s.probe_alphas).mean(1)
+    best = s.probe_alphas[int(np.argmax(scores))]
+    return probe_tasks(z, tasks, probe="ridge", alpha=best, **common), best
+
+
+def probe_stats(reps: Mapping[str, np.ndarray], tasks: np.ndarray,
+                s: StudySettings) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{probe: {name: {mean, std, var, p5, gain_over_majority, alpha}}}`` over tasks."""
+    out: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in s.probes}
+    for probe in s.probes:
+        for name, x in reps.items():
+            r, alpha = run_probe(x, tasks, probe, s, seed=s.seed)
+            acc = np.asarray(r.accuracy, dtype=np.float64)
+            out[probe][name] = {"mean": float(acc.mean()), "std": float(acc.std()),
+                                "var": float(acc.var()), "p5": float(np.percentile(acc, 5)),
+                                "gain_over_majority": float((acc - r.majority_rate).mean()),
+                                "alpha": alpha}
     return out
 
 
 def label_accuracy(reps: Mapping[str, np.ndarray], labels: np.ndarray,
-                   s: StudySettings) -> dict[str, dict[str, float]]:
-    """Ridge accuracy on the true labels, mean and std over ``label_splits`` random splits."""
-    from tp_harness.probes import probe_tasks
-
-    out = {}
-    for name, x in reps.items():
-        accs, bals = [], []
-        for k in range(s.label_splits):
-            r = probe_tasks(x, labels, probe="ridge", alpha=s.probe_alpha,
-                            test_fraction=s.test_fraction, seed=s.seed + k)
-            accs.append(float(r.accuracy[0]))
-            bals.append(balanced_accuracy(labels[np.asarray(r.test_indices)], r.predictions[0]))
-        out[name] = {"mean": float(np.mean(accs)), "std_over_splits": float(np.std(accs)),
-                     "balanced_mean": float(np.mean(bals))}
+                   s: StudySettings) -> dict[str, dict[str, dict[str, float]]]:
+    """``{probe: {name: {mean, std_over_splits, balanced_mean}}}`` on the true labels,
+    over ``label_splits`` random train/test splits."""
+    out: dict[str, dict[str, dict[str, float]]] = {p: {} for p in s.probes}
+    for probe in s.probes:
+        for name, x in reps.items():
+            accs, bals = [], []
+            for k in range(s.label_splits):
+                r, _ = run_probe(x, labels, probe, s, seed=s.seed + k)
+                accs.append(float(r.accuracy[0]))
+                bals.append(balanced_accuracy(labels[np.asarray(r.test_indices)],
+                                              r.predictions[0]))
+            out[probe][name] = {"mean": float(np.mean(accs)),
+                                "std_over_splits": float(np.std(accs)),
+                                "balanced_mean": float(np.mean(bals))}
     return out
 
 
@@ -248,10 +316,11 @@ _PAIRS = (("mean_per_pair", "mean"), ("std_per_n", "std"))
 def _correlation_rows(cf: Mapping[str, Any], pr: Mapping[str, Any], names: Sequence[str],
                       meta: dict[str, Any], s: StudySettings,
                       pairs: Sequence[tuple[str, str]] = _PAIRS,
-                      y_name: str = "probe_accuracy") -> list[dict[str, Any]]:
+                      y_name: str = "probe_accuracy",
+                      subsets: Sequence[str] = SUBSETS) -> list[dict[str, Any]]:
     """Mean-vs-mean and std-vs-std for every subset with >= 3 members."""
     rows = []
-    for subset in SUBSETS:
+    for subset in subsets:
         sub = subset_names(names, subset, s.prior_layer)
         if len(sub) < 3:
             continue
@@ -273,6 +342,29 @@ def _baseline_rows(base: Mapping[str, Any], pr: Mapping[str, Any], names: Sequen
     return rows
 
 
+def variant_name(model_kernel: str, normalize: str | None) -> str:
+    """``centered_cosine``, ``centered_cosine+frobenius``, ``projection``, ..."""
+    return model_kernel + (f"+{normalize}" if normalize else "")
+
+
+def all_closed_forms(reps: Mapping[str, np.ndarray], prior: Any, temperatures: Sequence[float],
+                     prior_norm: float, prior_kernel: str
+                     ) -> dict[str, dict[str, dict[float, dict[str, float]]]]:
+    """Closed form for every :data:`VARIANTS`; Frobenius runs at ``T / prior_norm``."""
+    out = {}
+    for kernel, norm in VARIANTS:
+        temps = [t / prior_norm for t in temperatures] if norm else list(temperatures)
+        out[variant_name(kernel, norm)] = closed_form(reps, prior, temps, normalize=norm,
+                                                      prior_kernel=prior_kernel,
+                                                      model_kernel=kernel)
+    return out
+
+
+def _variant_meta(kernel: str, norm: str | None, t: float, prior_norm: float) -> dict[str, Any]:
+    return {"variant": variant_name(kernel, norm), "model_kernel": kernel,
+            "normalize": norm or "none", "temperature": t / prior_norm if norm else t}
+
+
 def run_study(reps: Mapping[str, np.ndarray], prior: np.ndarray, labels: np.ndarray | None,
               s: StudySettings, log: Callable[[str], None] = print) -> dict[str, Any]:
     """All numbers of the study (a JSON-ready dict); pure on the given arrays."""
@@ -281,8 +373,7 @@ def run_study(reps: Mapping[str, np.ndarray], prior: np.ndarray, labels: np.ndar
     t0 = time.perf_counter()
     prior_norm = frobenius_norm(prior, s.kernel)
     temps_f = [t / prior_norm for t in s.temperatures]
-    cf = {"none": closed_form(reps, prior, s.temperatures, normalize=None),
-          "frobenius": closed_form(reps, prior, temps_f, normalize="frobenius")}
+    cf = all_closed_forms(reps, prior, s.temperatures, prior_norm, s.kernel)
     base = baselines(reps, prior, labels)
     timings["closed_form_and_baselines"] = time.perf_counter() - t0
     log(f"closed form: {timings['closed_form_and_baselines']:.1f} s")
@@ -299,15 +390,20 @@ def run_study(reps: Mapping[str, np.ndarray], prior: np.ndarray, labels: np.ndar
 
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    for (t, q), pr in probes.items():
-        for norm, t_used in (("none", t), ("frobenius", t / prior_norm)):
-            meta = {"prior": "MiniLM sentence embedding", "normalize": norm,
-                    "temperature": t_used, "task_temperature": t, "num_classes": q}
-            by_t = {n: cf[norm][n][t_used] for n in names}
-            rows += _correlation_rows(by_t, pr, names, meta, s)
-        rows += _baseline_rows(base, pr, names, {"prior": "MiniLM sentence embedding",
-                                                 "normalize": "n/a", "temperature": None,
-                                                 "task_temperature": t, "num_classes": q}, s)
+    for (t, q), by_probe in probes.items():
+        for probe, pr in by_probe.items():
+            for kernel, norm in VARIANTS:
+                meta = {"prior": "MiniLM sentence embedding", "probe": probe,
+                        **_variant_meta(kernel, norm, t, prior_norm), "task_temperature": t,
+                        "num_classes": q}
+                by_t = {n: cf[meta["variant"]][n][meta["temperature"]] for n in names}
+                primary = probe == s.probes[0] and kernel == VARIANTS[0][0]
+                rows += _correlation_rows(by_t, pr, names, meta, s,
+                                          subsets=SUBSETS if primary else SUBSETS[:1])
+            rows += _baseline_rows(base, pr, names, {
+                "prior": "MiniLM sentence embedding", "probe": probe, "variant": "n/a",
+                "normalize": "n/a", "temperature": None, "task_temperature": t,
+                "num_classes": q}, s)
     labels_out = _labels_check(reps, labels, base, s) if labels is not None else None
     timings["labels_and_correlations"] = time.perf_counter() - t0
     log(f"labels check and correlations: {timings['labels_and_correlations']:.1f} s")
@@ -320,10 +416,12 @@ def run_study(reps: Mapping[str, np.ndarray], prior: np.ndarray, labels: np.ndar
                                    "frobenius_norm": prior_norm},
         "frobenius_temperatures": {_key(t): tf for t, tf in zip(s.temperatures, temps_f,
                                                                  strict=True)},
-        "closed_form": {norm: {n: {_key(t): v for t, v in by_t.items()}
-                               for n, by_t in d.items()} for norm, d in cf.items()},
+        "variants": [variant_name(k, nm) for k, nm in VARIANTS],
+        "closed_form": {v: {n: {_key(t): x for t, x in by_t.items()}
+                            for n, by_t in d.items()} for v, d in cf.items()},
         "tasks": {_key(t, q): info for (t, q), (_, info) in task_sets.items()},
-        "probes": {_key(t, q): pr for (t, q), pr in probes.items()},
+        "probes": {p: {_key(t, q): by_probe[p] for (t, q), by_probe in probes.items()}
+                   for p in s.probes},
         "correlations": rows, "labels": labels_out, "timings": timings})
 
 
@@ -333,30 +431,32 @@ def _labels_check(reps: Mapping[str, np.ndarray], labels: np.ndarray,
     names = list(reps)
     acc = label_accuracy(reps, labels, s)
     label_norm = float(np.sqrt(np.sum(np.bincount(labels).astype(np.float64) ** 2)))
-    temps_f = [t / label_norm for t in s.label_temperatures]
-    cf = {"none": closed_form(reps, labels, s.label_temperatures, normalize=None,
-                              prior_kernel="label_graph"),
-          "frobenius": closed_form(reps, labels, temps_f, normalize="frobenius",
-                                   prior_kernel="label_graph")}
+    cf = all_closed_forms(reps, labels, s.label_temperatures, label_norm, "label_graph")
     rows = []
-    for norm, temps in (("none", s.label_temperatures), ("frobenius", temps_f)):
-        for t in temps:
-            meta = {"prior": "labels", "normalize": norm, "temperature": t, "num_classes":
-                    int(labels.max()) + 1}
-            by_t = {n: cf[norm][n][t] for n in names}
-            rows += _correlation_rows(by_t, acc, names, meta, s,
-                                      pairs=(("mean_per_pair", "mean"),
-                                             ("mean_per_pair", "balanced_mean")),
-                                      y_name="label_accuracy")
-    for bk in ("kernel_target_alignment", "rankme", "linear_cka_prior"):
-        c = correlate({n: base[n][bk] for n in names}, {n: acc[n]["mean"] for n in names},
-                      names, bootstrap=s.bootstrap, seed=s.seed)
-        rows.append({"prior": "labels", "normalize": "n/a", "temperature": None,
-                     "subset": "all", "x": bk, "y": "label_accuracy_mean", **c})
+    for probe in s.probes:
+        for kernel, norm in VARIANTS:
+            primary = probe == s.probes[0] and kernel == VARIANTS[0][0]
+            for t in s.label_temperatures:
+                meta = {"prior": "labels", "probe": probe,
+                        **_variant_meta(kernel, norm, t, label_norm), "label_temperature": t,
+                        "num_classes": int(labels.max()) + 1}
+                by_t = {n: cf[meta["variant"]][n][meta["temperature"]] for n in names}
+                rows += _correlation_rows(by_t, acc[probe], names, meta, s,
+                                          pairs=(("mean_per_pair", "mean"),
+                                                 ("mean_per_pair", "balanced_mean")),
+                                          y_name="label_accuracy",
+                                          subsets=SUBSETS if primary else SUBSETS[:1])
+        for bk in ("kernel_target_alignment", "rankme", "linear_cka_prior"):
+            c = correlate({n: base[n][bk] for n in names},
+                          {n: acc[probe][n]["mean"] for n in names},
+                          names, bootstrap=s.bootstrap, seed=s.seed)
+            rows.append({"prior": "labels", "probe": probe, "variant": "n/a", "normalize": "n/a",
+                         "temperature": None, "subset": "all", "x": bk,
+                         "y": "label_accuracy_mean", **c})
     return {"num_classes": int(labels.max()) + 1, "class_counts": np.bincount(labels).tolist(),
             "frobenius_norm": label_norm, "accuracy": acc,
-            "closed_form": {norm: {n: {_key(t): v for t, v in by_t.items()}
-                                   for n, by_t in d.items()} for norm, d in cf.items()},
+            "closed_form": {v: {n: {_key(t): x for t, x in by_t.items()}
+                                for n, by_t in d.items()} for v, d in cf.items()},
             "correlations": rows}
 
 
@@ -383,137 +483,202 @@ def _find(rows: Iterable[Mapping[str, Any]], **match: Any) -> Mapping[str, Any] 
     return None
 
 
-def plot_scatter(res: Mapping[str, Any], path: Path, *, stat: str, q: int) -> Path:
-    """Grid (normalize x temperature) of closed form vs probe accuracy, one dot per model."""
-    plt = _pyplot()
-    temps = res["settings"]["temperatures"]
-    colors = _colors()
-    xk, yk = ("mean_per_pair", "mean") if stat == "mean" else ("std_per_n", "std")
-    fig, axes = plt.subplots(2, len(temps), figsize=(3.6 * len(temps), 6.6), squeeze=False)
-    for i, norm in enumerate(("none", "frobenius")):
-        for j, t in enumerate(temps):
-            ax = axes[i][j]
-            t_used = t if norm == "none" else res["frobenius_temperatures"][_key(t)]
-            pr = res["probes"][_key(t, q)]
-            for rep in res["representations"]:
-                n = rep["name"]
-                ax.scatter(res["closed_form"][norm][n][_key(t_used)][xk], pr[n][yk], s=16,
-                           color=colors[rep["family"]], label=rep["family"])
-            c = _find(res["correlations"], normalize=norm, task_temperature=t, num_classes=q,
-                      subset="all", x=f"closed_form_{xk}")
-            r = f"r={c['pearson']:.2f} ρ={c['spearman']:.2f}" if c else ""
-            ax.set_title(f"{norm}, T={t_used:.3g}\n{r}", fontsize=9)
-            ax.tick_params(labelsize=7)
-            if i == 1:
-                ax.set_xlabel(f"closed-form {xk}", fontsize=8)
-            if j == 0:
-                ax.set_ylabel(f"probe accuracy {yk} (q={q})", fontsize=8)
-    handles, labels = axes[0][0].get_legend_handles_labels()
+def _primary(res: Mapping[str, Any]) -> str:
+    return str(res["settings"]["probes"][0])
+
+
+def _tkey(res: Mapping[str, Any], variant: str, t: float) -> str:
+    """JSON key of the temperature a variant used for task temperature ``t``."""
+    return _key(res["frobenius_temperatures"][_key(t)] if "frobenius" in variant else t)
+
+
+def _legend_below(fig: Any, ax: Any) -> None:
+    handles, labels = ax.get_legend_handles_labels()
     uniq = dict(zip(labels, handles, strict=True))
     fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=len(uniq), fontsize=8)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=110)
+
+
+def plot_scatter(res: Mapping[str, Any], path: Path, *, stat: str, q: int) -> Path:
+    """Grid (closed-form variant x temperature) of closed form vs probe accuracy."""
+    plt = _pyplot()
+    probe = _primary(res)
+    temps = res["settings"]["temperatures"]
+    variants = res["variants"]
+    colors = _colors()
+    xk, yk = ("mean_per_pair", "mean") if stat == "mean" else ("std_per_n", "std")
+    fig, axes = plt.subplots(len(variants), len(temps),
+                             figsize=(3.4 * len(temps), 2.9 * len(variants) + 0.5), squeeze=False)
+    for i, variant in enumerate(variants):
+        for j, t in enumerate(temps):
+            ax = axes[i][j]
+            pr = res["probes"][probe][_key(t, q)]
+            tk = _tkey(res, variant, t)
+            for rep in res["representations"]:
+                n = rep["name"]
+                ax.scatter(res["closed_form"][variant][n][tk][xk], pr[n][yk], s=14,
+                           color=colors[rep["family"]], label=rep["family"])
+            c = _find(res["correlations"], probe=probe, variant=variant, task_temperature=t,
+                      num_classes=q, subset="all", x=f"closed_form_{xk}")
+            r = f"r={c['pearson']:.2f} ρ={c['spearman']:.2f}" if c else ""
+            ax.set_title(f"{variant}, {tk}\n{r}", fontsize=8)
+            ax.tick_params(labelsize=6)
+            ax.xaxis.get_offset_text().set_fontsize(6)
+            if j == 0:
+                ax.set_ylabel(f"{probe} acc. {yk} (q={q})", fontsize=7)
+        axes[i][0].figure.align_ylabels()
+    for ax in axes[-1]:
+        ax.set_xlabel(f"closed-form {xk}", fontsize=7)
+    _legend_below(fig, axes[0][0])
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+_VARIANT_COLORS = {"centered_cosine": "tab:blue", "centered_cosine+frobenius": "tab:red",
+                   "projection": "tab:green", "projection+frobenius": "tab:olive"}
+
+
+def _errorbar_series(ax: Any, rows: Sequence[Mapping[str, Any]], temps: Sequence[float],
+                     corr: str, shift: float, color: str, fmt: str, label: str) -> None:
+    v = np.array([r[corr] for r in rows])
+    ci = np.array([r[f"{corr}_ci"] for r in rows], dtype=float)
+    ax.errorbar(np.array(temps) * shift, v, yerr=[v - ci[:, 0], ci[:, 1] - v], fmt=fmt,
+                color=color, capsize=2, ms=4, label=label)
 
 
 def plot_correlations(res: Mapping[str, Any], path: Path) -> Path:
     """Pearson / Spearman (95% CI) vs temperature: mean (left) and std (right)."""
     plt = _pyplot()
+    probe = _primary(res)
     temps = res["settings"]["temperatures"]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
-    styles = {("none", 2): ("tab:blue", "-o"), ("none", 3): ("tab:blue", "--s"),
-              ("frobenius", 2): ("tab:red", "-o"), ("frobenius", 3): ("tab:red", "--s")}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), squeeze=False)
     for i, corr in enumerate(("pearson", "spearman")):
         for j, xk in enumerate(("mean_per_pair", "std_per_n")):
             ax = axes[i][j]
-            for (norm, q), (color, fmt) in styles.items():
-                pts = [_find(res["correlations"], normalize=norm, task_temperature=t,
-                             num_classes=q, subset="all", x=f"closed_form_{xk}") for t in temps]
-                if any(p is None for p in pts):
-                    continue
-                v = np.array([p[corr] for p in pts])
-                ci = np.array([p[f"{corr}_ci"] for p in pts], dtype=float)
-                ax.errorbar(np.array(temps) * (1.06 if q == 3 else 1.0), v,
-                            yerr=[v - ci[:, 0], ci[:, 1] - v], fmt=fmt, color=color,
-                            capsize=3, label=f"{norm}, q={q}")
-            if xk == "mean_per_pair":
-                for bk, color in (("rankme", "tab:gray"), ("linear_cka_prior", "tab:green")):
-                    pts = [_find(res["correlations"], x=bk, task_temperature=t, num_classes=2)
-                           for t in temps]
+            for k, variant in enumerate(res["variants"]):
+                for q, fmt in zip(res["settings"]["num_classes"], ("-o", "--s"), strict=False):
+                    pts = [_find(res["correlations"], probe=probe, variant=variant,
+                                 task_temperature=t, num_classes=q, subset="all",
+                                 x=f"closed_form_{xk}") for t in temps]
                     if all(p is not None for p in pts):
-                        ax.plot(temps, [p[corr] for p in pts], ":", color=color,
-                                label=f"{bk} (q=2)")
+                        _errorbar_series(ax, pts, temps, corr, 1.0 + 0.04 * (2 * k + (q > 2)),
+                                         _VARIANT_COLORS.get(variant, "k"), fmt,
+                                         f"{variant}, q={q}")
+            if xk == "mean_per_pair":
+                for bk, color in (("rankme", "tab:gray"), ("linear_cka_prior", "tab:purple")):
+                    pts = [_find(res["correlations"], probe=probe, x=bk, task_temperature=t,
+                                 num_classes=res["settings"]["num_classes"][0]) for t in temps]
+                    if all(p is not None for p in pts):
+                        ax.plot(temps, [p[corr] for p in pts], ":", color=color, label=bk)
             ax.axhline(0, color="k", lw=0.5)
             ax.set_xscale("log")
             ax.set_ylim(-1.05, 1.05)
-            ax.set_title(f"{corr}: closed-form {xk} vs probe accuracy "
+            ax.set_title(f"{corr}: closed-form {xk} vs {probe} accuracy "
                          f"{'mean' if xk.startswith('mean') else 'std'}", fontsize=9)
-            ax.set_xlabel("temperature T (unnormalised scale; Frobenius T = T/||K||_F)",
-                          fontsize=8)
-            ax.legend(fontsize=7)
+            ax.set_xlabel("task temperature T (Frobenius variants use T/||K||_F)", fontsize=8)
+    axes[0][0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_probes(res: Mapping[str, Any], path: Path, *, q: int) -> Path:
+    """Pearson of closed-form mean vs probe-accuracy mean, one panel per probe."""
+    plt = _pyplot()
+    temps = res["settings"]["temperatures"]
+    probes = res["settings"]["probes"]
+    fig, axes = plt.subplots(1, len(probes), figsize=(4.2 * len(probes), 3.6), squeeze=False)
+    for ax, probe in zip(axes[0], probes, strict=True):
+        for k, variant in enumerate(res["variants"]):
+            pts = [_find(res["correlations"], probe=probe, variant=variant, task_temperature=t,
+                         num_classes=q, subset="all", x="closed_form_mean_per_pair")
+                   for t in temps]
+            if all(p is not None for p in pts):
+                _errorbar_series(ax, pts, temps, "pearson", 1.0 + 0.05 * k,
+                                 _VARIANT_COLORS.get(variant, "k"), "-o", variant)
+        pts = [_find(res["correlations"], probe=probe, x="linear_cka_prior", task_temperature=t,
+                     num_classes=q) for t in temps]
+        if all(p is not None for p in pts):
+            ax.plot(temps, [p["pearson"] for p in pts], ":", color="tab:purple",
+                    label="linear_cka_prior")
+        ax.set_xscale("log")
+        ax.set_ylim(-0.6, 1.0)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_title(f"Pearson, closed-form mean vs {probe} mean (q={q})", fontsize=9)
+        ax.set_xlabel("task temperature T", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
 def plot_labels(res: Mapping[str, Any], path: Path) -> Path | None:
-    """Labels prior: closed-form mean vs ridge accuracy on the true labels."""
+    """Labels prior: closed-form mean (each variant) vs probe accuracy on the true labels."""
     lab = res.get("labels")
     if not lab:
         return None
     plt = _pyplot()
     colors = _colors()
+    probe = _primary(res)
+    acc = lab["accuracy"][probe]
     t = res["settings"]["label_temperatures"][0]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    panels = [("none", t), ("frobenius", t / lab["frobenius_norm"])]
-    for ax, (norm, tu) in zip(axes[:2], panels, strict=True):
+    variants = res["variants"]
+    fig, axes = plt.subplots(1, len(variants) + 1, figsize=(3.5 * (len(variants) + 1), 3.8))
+    for ax, variant in zip(axes, variants, strict=False):
+        tu = t / lab["frobenius_norm"] if "frobenius" in variant else t
         for rep in res["representations"]:
             n = rep["name"]
-            ax.scatter(lab["closed_form"][norm][n][_key(tu)]["mean_per_pair"],
-                       lab["accuracy"][n]["mean"], s=16, color=colors[rep["family"]],
-                       label=rep["family"])
-        c = _find(lab["correlations"], normalize=norm, temperature=tu, subset="all",
-                  y="label_accuracy_mean")
-        ax.set_title(f"labels prior, {norm}, T={tu:.3g}\n"
-                     + (f"r={c['pearson']:.2f} ρ={c['spearman']:.2f}" if c else ""), fontsize=9)
-        ax.set_xlabel("closed-form mean_per_pair", fontsize=8)
-        ax.set_ylabel("ridge accuracy on true labels", fontsize=8)
-    ax = axes[2]
-    key = _key(res["settings"]["temperatures"][min(1, len(res["settings"]["temperatures"]) - 1)],
-               res["settings"]["num_classes"][0])
+            ax.scatter(lab["closed_form"][variant][n][_key(tu)]["mean_per_pair"],
+                       acc[n]["mean"], s=14, color=colors[rep["family"]], label=rep["family"])
+        c = _find(lab["correlations"], probe=probe, variant=variant, label_temperature=t,
+                  subset="all", y="label_accuracy_mean")
+        ax.set_title(f"labels prior: {variant}, T={tu:.3g}\n"
+                     + (f"r={c['pearson']:.2f} ρ={c['spearman']:.2f}" if c else ""), fontsize=8)
+        ax.set_xlabel("closed-form mean_per_pair", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0].set_ylabel(f"{probe} accuracy, true labels", fontsize=8)
+    ax = axes[-1]
+    temps = res["settings"]["temperatures"]
+    key = _key(temps[min(1, len(temps) - 1)], res["settings"]["num_classes"][0])
     for rep in res["representations"]:
         n = rep["name"]
-        ax.scatter(res["probes"][key][n]["mean"], lab["accuracy"][n]["mean"], s=16,
+        ax.scatter(res["probes"][probe][key][n]["mean"], acc[n]["mean"], s=14,
                    color=colors[rep["family"]], label=rep["family"])
-    ax.set_title(f"true labels vs sampled tasks ({key})", fontsize=9)
-    ax.set_xlabel("mean ridge accuracy on sampled tasks", fontsize=8)
-    handles, labels = axes[0].get_legend_handles_labels()
-    uniq = dict(zip(labels, handles, strict=True))
-    ax.legend(uniq.values(), uniq.keys(), fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    ax.set_title(f"true labels vs sampled tasks ({key})", fontsize=8)
+    ax.set_xlabel(f"mean {probe} accuracy, sampled tasks", fontsize=7)
+    ax.tick_params(labelsize=6)
+    _legend_below(fig, axes[0])
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
 def plot_layers(res: Mapping[str, Any], path: Path, *, t: float, q: int) -> Path:
-    """Per layer: closed-form mean (both normalisations), probe accuracy, true-label accuracy."""
+    """Per layer: closed-form means (each variant), probe accuracies, true-label accuracy."""
     from tp_harness.plots import split_layer
 
     plt = _pyplot()
-    tf = res["frobenius_temperatures"][_key(t)]
-    panels = [("closed-form mean, none", lambda n: res["closed_form"]["none"][n][_key(t)]
-               ["mean_per_pair"]),
-              ("closed-form mean, frobenius", lambda n: res["closed_form"]["frobenius"][n]
-               [_key(tf)]["mean_per_pair"]),
-              (f"probe accuracy, sampled q={q}", lambda n: res["probes"][_key(t, q)][n]["mean"])]
+    probe = _primary(res)
+    panels: list[tuple[str, Callable[[str], float]]] = []
+    for variant in res["variants"]:
+        tk = _tkey(res, variant, t)
+        panels.append((f"closed form: {variant}\n{tk}",
+                       lambda n, v=variant, k=tk: res["closed_form"][v][n][k]["mean_per_pair"]))
+    for p in res["settings"]["probes"]:
+        panels.append((f"{p}: sampled tasks, T={t:g}, q={q}",
+                       lambda n, p=p: res["probes"][p][_key(t, q)][n]["mean"]))
     if res.get("labels"):
-        panels.append(("probe accuracy, true labels",
-                       lambda n: res["labels"]["accuracy"][n]["mean"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.4))
-    for ax, (title, get) in zip(axes, panels, strict=True):
+        panels.append((f"{probe}: true labels",
+                       lambda n: res["labels"]["accuracy"][probe][n]["mean"]))
+    colors = _colors()
+    cols = 4
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    for ax, (title, get) in zip(axes.flat, panels, strict=False):
         series: dict[str, list[tuple[int, float]]] = {}
         for rep in res["representations"]:
             base, layer = split_layer(rep["name"])
@@ -521,13 +686,18 @@ def plot_layers(res: Mapping[str, Any], path: Path, *, t: float, q: int) -> Path
                 series.setdefault(base, []).append((layer, get(rep["name"])))
         for base, pts in series.items():
             pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", ms=3, label=base)
-        temp = tf if "frobenius" in title else t
-        ax.set_title(f"{title} (T={temp:.3g})" if "closed" in title else title, fontsize=9)
-        ax.set_xlabel("layer", fontsize=8)
-    axes[0].legend(fontsize=7)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", ms=3, label=base,
+                    color=colors[family(base)])
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(labelsize=6)
+        ax.yaxis.get_offset_text().set_fontsize(6)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("layer", fontsize=7)
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -540,6 +710,7 @@ def write_figures(res: Mapping[str, Any], folder: Path) -> list[str]:
     paths = [plot_scatter(res, folder / "validation_mean_scatter.png", stat="mean", q=q0),
              plot_scatter(res, folder / "validation_std_scatter.png", stat="std", q=q0),
              plot_correlations(res, folder / "validation_correlations.png"),
+             plot_probes(res, folder / "validation_probes.png", q=q0),
              plot_layers(res, folder / "validation_layers.png",
                          t=temps[min(1, len(temps) - 1)], q=q0),
              plot_labels(res, folder / "validation_labels.png")]
@@ -559,7 +730,8 @@ def load_representations(args: argparse.Namespace) -> tuple[dict[str, np.ndarray
 
     cfg = Config(batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
                  cache_dir=args.cache_dir)
-    data = load_data("bundled:drug_reviews", num_examples=args.num_examples, seed=args.seed)
+    data = load_data("bundled:drug_reviews", num_examples=args.num_examples or None,
+                     seed=args.seed)
     ctx = init_context("cpu")
     texts = list(data.dataset[data.text_column])
     timings: dict[str, float] = {}
@@ -592,8 +764,8 @@ def load_representations(args: argparse.Namespace) -> tuple[dict[str, np.ndarray
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--num-examples", type=int, default=None,
-                    help="subsample of the 979 reviews (default: all)")
+    ap.add_argument("--num-examples", type=int, default=800,
+                    help="random subsample of the 979 reviews (0: all)")
     ap.add_argument("--num-tasks", type=int, default=256)
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.001, 0.01, 0.1, 1.0],
                     help="unnormalised T; the Frobenius runs use T/||K_prior||_F")
@@ -601,7 +773,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--smollm-layers", default="0,3,6,9,12,15,18,21,24,27,30")
     ap.add_argument("--no-last-token", action="store_true", help="skip SmolLM2 last-token pooling")
     ap.add_argument("--bootstrap", type=int, default=1000)
-    ap.add_argument("--label-splits", type=int, default=10)
+    ap.add_argument("--label-splits", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=256)
@@ -647,14 +819,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def summary_table(res: Mapping[str, Any], subset: str = "all") -> str:
+def summary_table(res: Mapping[str, Any], subset: str = "all", probe: str | None = None) -> str:
     """Markdown table of the closed-form vs probe correlations for one subset."""
-    lines = ["| normalize | T | q | x | Pearson [95% CI] | Spearman [95% CI] |",
+    probe = probe or _primary(res)
+    lines = [f"probe: {probe}, subset: {subset}",
+             "| closed form | T | q | x | Pearson [95% CI] | Spearman [95% CI] |",
              "|---|---|---|---|---|---|"]
     for r in res["correlations"]:
-        if r["subset"] != subset or not str(r["x"]).startswith("closed_form"):
+        if r["subset"] != subset or not str(r["x"]).startswith("closed_form") or \
+                r.get("probe") != probe:
             continue
-        lines.append(f"| {r['normalize']} | {r['temperature']:.3g} | {r['num_classes']} | "
+        lines.append(f"| {r['variant']} | {r['temperature']:.3g} | {r['num_classes']} | "
                      f"{r['x'].removeprefix('closed_form_')} | {_fmt(r, 'pearson')} | "
                      f"{_fmt(r, 'spearman')} |")
     return "\n".join(lines)

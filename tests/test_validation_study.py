@@ -72,34 +72,78 @@ def test_frobenius_pairing_gives_same_prior(vs):
 def test_run_study_and_figures(vs, tmp_path):
     reps, prior, labels = _synthetic()
     s = vs.StudySettings(temperatures=(0.05, 0.5), num_classes=(2,), num_tasks=12,
-                         label_splits=2, label_temperatures=(0.5,), bootstrap=20,
-                         prior_layer="toy@layer3")
+                         label_splits=1, label_temperatures=(0.5,), bootstrap=20,
+                         probe_alphas=(1.0, 100.0), prior_layer="toy@layer3")
     res = vs.run_study(reps, prior, labels, s, log=lambda m: None)
     json.dumps(res)  # JSON-ready
     assert res["n"] == 48 and len(res["representations"]) == 5
-    assert set(res["probes"]) == {"T=0.05,q=2", "T=0.5,q=2"}
-    acc = res["probes"]["T=0.05,q=2"]["toy@layer3"]
+    assert set(res["probes"]) == {"ridge_tuned", "ridge_raw", "knn"}
+    assert set(res["probes"]["knn"]) == {"T=0.05,q=2", "T=0.5,q=2"}
+    acc = res["probes"]["ridge_tuned"]["T=0.05,q=2"]["toy@layer3"]
     assert 0.0 <= acc["mean"] <= 1.0 and acc["var"] == pytest.approx(acc["std"] ** 2)
+    assert acc["alpha"] in s.probe_alphas
     rows = [r for r in res["correlations"] if r["subset"] == "all"
-            and r["x"] == "closed_form_mean_per_pair"]
+            and r["x"] == "closed_form_mean_per_pair" and r["probe"] == "ridge_tuned"]
     assert {(r["normalize"], r["task_temperature"]) for r in rows} == \
         {(nm, t) for nm in ("none", "frobenius") for t in (0.05, 0.5)}
     for r in rows:
         assert -1 <= r["pearson"] <= 1 and len(r["pearson_ci"]) == 2
     # the strongest copy of the prior scores higher than pure noise, in closed form and probes
-    cf = res["closed_form"]["none"]
+    assert res["variants"] == ["centered_cosine", "centered_cosine+frobenius", "projection",
+                               "projection+frobenius"]
+    cf = res["closed_form"]["centered_cosine"]
     assert cf["toy@layer3"]["T=0.05"]["mean_per_pair"] > cf["tfidf-toy"]["T=0.05"]["mean_per_pair"]
-    assert res["probes"]["T=0.05,q=2"]["toy@layer3"]["mean"] > \
-        res["probes"]["T=0.05,q=2"]["tfidf-toy"]["mean"]
+    pr = res["probes"]["ridge_tuned"]["T=0.05,q=2"]
+    assert pr["toy@layer3"]["mean"] > pr["tfidf-toy"]["mean"]
     lab = res["labels"]
     assert lab["class_counts"] == [16, 16, 16]
     assert lab["frobenius_norm"] == pytest.approx(math.sqrt(3 * 16**2))
-    assert any(r["x"] == "kernel_target_alignment" for r in lab["correlations"])
-    assert "| none |" in vs.summary_table(res)
+    # labels prior + Frobenius: the closed-form mean is an affine map of kernel-target
+    # alignment (centered M sums to 0), so both rank the models identically
+    kta = next(r for r in lab["correlations"] if r["x"] == "kernel_target_alignment"
+               and r["probe"] == "ridge_tuned")
+    frob = next(r for r in lab["correlations"] if r["variant"] == "centered_cosine+frobenius"
+                and r["probe"] == "ridge_tuned" and r["y"] == "label_accuracy_mean"
+                and r["subset"] == "all")
+    assert frob["pearson"] == pytest.approx(kta["pearson"], abs=1e-6)
+    assert "| centered_cosine+frobenius |" in vs.summary_table(res)
 
     figs = vs.write_figures(res, tmp_path)
-    assert len(figs) == 5 and all(Path(f).stat().st_size > 0 for f in figs)
+    assert len(figs) == 6 and all(Path(f).stat().st_size > 0 for f in figs)
 
 
 def test_balanced_accuracy(vs):
     assert vs.balanced_accuracy(np.array([0, 0, 1]), np.array([0, 1, 1])) == pytest.approx(0.75)
+
+
+def test_run_probe_tuned_ignores_feature_scale(vs):
+    """Standardised + tuned ridge gives the same accuracy whatever the column scales."""
+    reps, _, labels = _synthetic()
+    s = vs.StudySettings(probe_alphas=(0.1, 10.0, 1000.0))
+    x = reps["toy@layer2"]
+    scaled = x * np.array([1e3] + [1.0] * (x.shape[1] - 1), dtype=np.float32)
+    a, alpha_a = vs.run_probe(x, labels, "ridge_tuned", s, seed=0)
+    b, alpha_b = vs.run_probe(scaled, labels, "ridge_tuned", s, seed=0)
+    assert alpha_a == alpha_b and a.accuracy[0] == pytest.approx(b.accuracy[0])
+    assert vs.run_probe(x, labels, "ridge_raw", s, seed=0)[1] == s.raw_alpha
+    assert vs.run_probe(x, labels, "knn", s, seed=0)[1] is None
+    with pytest.raises(ValueError, match="unknown probe"):
+        vs.run_probe(x, labels, "svm", s, seed=0)
+    z = vs.standardize(np.c_[x, np.ones(len(x))])
+    assert np.allclose(z[:, -1], 0) and np.allclose(z[:, 0].std(), 1, atol=1e-5)
+
+
+def test_ridge_path_matches_library_ridge(vs):
+    """The alpha path equals tp_harness.probes' ridge (itself checked against sklearn)."""
+    from tp_harness.probes import probe_tasks, train_test_indices
+
+    reps, _, labels = _synthetic()
+    x = reps["toy@layer1"]
+    rng = np.random.default_rng(1)
+    tasks = np.stack([labels, rng.integers(0, 3, size=len(labels))])
+    train, test = (i.numpy() for i in train_test_indices(len(x), 0.25, 0))
+    path = vs.ridge_path_accuracy(x[train], tasks[:, train], x[test], tasks[:, test],
+                                  [0.5, 50.0])
+    for i, alpha in enumerate([0.5, 50.0]):
+        ref = probe_tasks(x, tasks, probe="ridge", alpha=alpha, test_fraction=0.25, seed=0)
+        np.testing.assert_allclose(path[i], ref.accuracy)
