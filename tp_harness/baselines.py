@@ -1,7 +1,8 @@
 """Intrinsic metrics users compare task-prior scores against.
 
-All are computed in float64 from ``d x d`` (or ``d x q``) products; no ``n x n``
-matrix is built.
+All are computed in float64 and none builds an ``n x n`` matrix: RankMe and
+alpha-ReQ take the singular values of the ``(n, d)`` features, CKA and kernel-target
+alignment use ``d x d`` and ``d x q`` products of factors.
 
 * :func:`rankme` — Garrido et al. 2023, effective rank of the features.
 * :func:`alpha_req` — Agrawal et al. 2022, power-law decay of the eigenspectrum.
