@@ -174,3 +174,32 @@ def test_two_processes_match_one(tmp_path: Path, tiny_bert_dir: Path, topic_csv:
         assert b["mean"] == pytest.approx(a["mean"], rel=1e-5)
         assert b["variance"] == pytest.approx(a["variance"], rel=1e-5)
     assert outs[2].probes == outs[1].probes
+
+
+def test_weighted_and_self_priors(tmp_path: Path, tiny_bert_dir: Path, topic_csv: Path) -> None:
+    """``--prior A --prior B --prior-weights`` is one summed prior; ``self`` scores each model."""
+    cfg = _config(tmp_path, tiny_bert_dir, topic_csv, models=("tfidf-lsa:dim=8",),
+                  priors=(f"{tiny_bert_dir}:pooling=mean", "labels"), prior_weights=(0.7, 0.3),
+                  probes=("ridge",), num_classes=(2,), temperatures=(0.5,))
+    res = run(cfg, progress=False, write=False)
+    assert len(res.scores) == 1 and res.scores[0]["prior"].startswith("0.7*")
+    from tp_harness.data import load_data
+    from tp_harness.features import tfidf_lsa
+
+    data = load_data(str(topic_csv), label_column="topic")
+    x = tfidf_lsa(list(data.dataset["text"]), dim=8)
+    from tp_harness.embed import embed, parse_model_spec
+
+    bert = embed(parse_model_spec(f"{tiny_bert_dir}:pooling=mean"), data)
+    summed = task_prior_moments(x, [next(iter(bert.values())), data.labels], 0.5,
+                                prior_kernel=["centered_cosine", "label_graph"],
+                                prior_weights=[0.7, 0.3])
+    assert res.scores[0]["mean"] == pytest.approx(summed.mean, rel=1e-5)  # type: ignore[union-attr]
+    assert res.scores[0]["variance"] == pytest.approx(summed.variance, rel=1e-5)  # type: ignore[union-attr]
+    selfres = run(cfg.replace(priors=["self"], prior_weights=None), progress=False, write=False)
+    direct = task_prior_moments(x, x, 0.5)
+    assert selfres.scores[0]["prior"] == "self"
+    assert selfres.scores[0]["mean"] == pytest.approx(direct.mean, rel=1e-6)  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="self"):
+        run(cfg.replace(priors=["self", "labels"], prior_weights=[0.5, 0.5]), progress=False,
+            write=False)
