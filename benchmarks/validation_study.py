@@ -1,6 +1,6 @@
 """Does the closed form (Theorem 3.6) predict held-out probe accuracy on sampled tasks?
 
-Offline, on 800 of the bundled drug reviews: 36 representations (every MiniLM layer,
+Offline, on 600 of the bundled drug reviews: 36 representations (every MiniLM layer,
 every third SmolLM2-135M layer with mean and last-token pooling, TF-IDF/LSA, random
 projections to a few dims), prior = the all-MiniLM-L6-v2 sentence embedding (centered
 cosine). For each temperature ``T`` and class count ``q``:
@@ -764,7 +764,7 @@ def load_representations(args: argparse.Namespace) -> tuple[dict[str, np.ndarray
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--num-examples", type=int, default=800,
+    ap.add_argument("--num-examples", type=int, default=600,
                     help="random subsample of the 979 reviews (0: all)")
     ap.add_argument("--num-tasks", type=int, default=256)
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.001, 0.01, 0.1, 1.0],
