@@ -44,11 +44,19 @@ class Kernel:
             raise ValueError("Kernel needs exactly one of factor or dense.")
 
     @property
-    def n(self) -> int:
-        """Number of examples."""
+    def _tensor(self) -> torch.Tensor:
         t = self.factor if self.factor is not None else self.dense
         assert t is not None
-        return int(t.shape[0])
+        return t
+
+    @property
+    def n(self) -> int:
+        """Number of examples."""
+        return int(self._tensor.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self._tensor.device
 
     @property
     def is_factor(self) -> bool:
@@ -61,9 +69,7 @@ class Kernel:
 
     @property
     def dtype(self) -> torch.dtype:
-        t = self.factor if self.factor is not None else self.dense
-        assert t is not None
-        return t.dtype
+        return self._tensor.dtype
 
     def tile(self, rows: slice, cols: slice) -> torch.Tensor:
         """``K[rows, cols]`` of shape (len(rows), len(cols))."""
@@ -263,7 +269,7 @@ def weighted_sum(kernels: Sequence[Kernel], weights: Sequence[float] | None = No
     if all(k.is_factor for k in parts):
         return Kernel(name, factor=torch.cat([k.factor.to(dtype) for k in parts  # type: ignore[union-attr]
                                               ], dim=1))
-    dense = torch.zeros(n, n, dtype=dtype, device=_device_of(parts[0]))
+    dense = torch.zeros(n, n, dtype=dtype, device=parts[0].device)
     for k in parts:
         dense += k.to_dense().to(dtype)
     return Kernel(name, dense=dense)
@@ -271,12 +277,6 @@ def weighted_sum(kernels: Sequence[Kernel], weights: Sequence[float] | None = No
 
 def _common_dtype(dtypes: Sequence[torch.dtype]) -> torch.dtype:
     return torch.float64 if torch.float64 in dtypes else torch.float32
-
-
-def _device_of(k: Kernel) -> torch.device:
-    t = k.factor if k.factor is not None else k.dense
-    assert t is not None
-    return t.device
 
 
 def build_kernels(xs: ArrayLike | Sequence[ArrayLike], kernel: str | Sequence[str], *,

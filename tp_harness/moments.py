@@ -111,7 +111,7 @@ def moment_sums(models: Sequence[Kernel], prior: Kernel, temperatures: Sequence[
     each rank a share of :func:`tile_plan` and adds the results.
     """
     inv_t = torch.tensor([1.0 / t for t in temperatures], dtype=prior.dtype,
-                         device=_device(prior))
+                         device=prior.device)
     total = torch.zeros(len(models), len(temperatures), 2, dtype=torch.float64,
                         device=inv_t.device)
     for tile in tiles:
@@ -121,12 +121,6 @@ def moment_sums(models: Sequence[Kernel], prior: Kernel, temperatures: Sequence[
         if progress is not None:
             progress(1)
     return total
-
-
-def _device(k: Kernel) -> torch.device:
-    t = k.factor if k.factor is not None else k.dense
-    assert t is not None
-    return t.device
 
 
 def _mc_chunks(n: int, num_pairs: int, seed: int | None,
@@ -152,7 +146,7 @@ def monte_carlo_moments(models: Sequence[Kernel], prior: Kernel, temperatures: S
     count, mu, m2 = 0, torch.zeros(shape, dtype=torch.float64), torch.zeros(shape,
                                                                                dtype=torch.float64)
     inv_t = torch.tensor([1.0 / t for t in temperatures], dtype=torch.float64)
-    dev = _device(prior)
+    dev = prior.device
     for i, j in _mc_chunks(n, num_pairs, seed):
         i, j = i.to(dev), j.to(dev)
         x = prior.entries(i, j).double().cpu()[None, :] * inv_t[:, None]     # (t, c)
