@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import _jit
 from ._validation import (
     ArrayLike,
     check_positive_int,
@@ -36,6 +37,9 @@ from ._validation import (
     resolve_device,
 )
 from .kernels import Kernel, build_kernels
+
+if _jit.enabled():
+    from . import _sampling_kernels as _compiled
 
 MAX_REDRAW_ROUNDS = 10
 _BLOCK = 8
@@ -77,8 +81,15 @@ def _uniforms(keys: np.ndarray, start: int, count: int) -> np.ndarray:
 
 
 def _orders(keys: np.ndarray, n: int) -> np.ndarray:
-    """One uniformly random permutation of ``range(n)`` per stream. (S,) -> (S, n) int64."""
-    return np.argsort(_bits(keys, 0, n), axis=1)  # 64-bit keys: ties ~ n² 2^-65
+    """One uniformly random permutation of ``range(n)`` per stream. (S,) -> (S, n) int64.
+
+    The stable ``argsort`` of the stream's first ``n`` outputs (64-bit keys: a tie has
+    probability about ``n² 2^-65``); computed in parallel, in O(n), when numba is there.
+    """
+    if _jit.enabled():
+        _jit.sync_threads()
+        return _compiled.orders(np.ascontiguousarray(keys, dtype=np.uint64), n)
+    return np.argsort(_bits(keys, 0, n), axis=1, kind="stable")
 
 
 # ----------------------------------------------------------------------------- sampling core
@@ -182,10 +193,43 @@ def _gibbs_sweeps(z: torch.Tensor, labels: torch.Tensor, u_sum: torch.Tensor,
     return labels
 
 
+def _scans(seed: int, sweeps: int, n: int) -> np.ndarray:
+    """The site order of each Gibbs sweep, shared by all tasks. -> (sweeps, n) int64."""
+    if sweeps == 0:
+        return np.empty((0, n), dtype=np.int64)
+    return np.concatenate([_orders(_stream_keys(seed, _SCAN, 0, np.array([k])), n)
+                           for k in range(sweeps)])
+
+
+def _draw_tasks_compiled(z: np.ndarray, ids: np.ndarray, attempt: int, seed: int, q: int,
+                         inv_t: float, sweeps: int) -> torch.Tensor:
+    """:func:`_draw_tasks` by the numba kernels: same random numbers, same law.
+
+    z (n, r) C-contiguous numpy array (the factor, unscaled). -> (len(ids), n) int64.
+    """
+    _jit.sync_threads()
+    labels = np.empty((len(ids), z.shape[0]), dtype=np.int64)
+    _compiled.prefix_pass(z * z.dtype.type(math.sqrt(inv_t)),
+                          _stream_keys(seed, _ORDER, attempt, ids),
+                          _stream_keys(seed, _PREFIX, attempt, ids), q, labels)
+    if sweeps:
+        _compiled.gibbs_sweeps(z * z.dtype.type(math.sqrt(2.0 * inv_t)), labels,
+                               _stream_keys(seed, _GIBBS, attempt, ids),
+                               _scans(seed, sweeps, z.shape[0]), q)
+    return torch.from_numpy(labels)
+
+
 def _draw_tasks(z: torch.Tensor, ids: np.ndarray, attempt: int, seed: int, q: int,
                 inv_t: float, sweeps: int, block: int) -> torch.Tensor:
-    """Tasks ``ids`` at redraw ``attempt``: prefix pass then Gibbs sweeps. -> (len(ids), n)."""
+    """Tasks ``ids`` at redraw ``attempt``: prefix pass then Gibbs sweeps. -> (len(ids), n).
+
+    Compiled kernels on the CPU when numba is there; batched torch ops otherwise (and
+    on CUDA). Both consume the same random numbers.
+    """
     n = z.shape[0]
+    if _jit.use_jit(z.device):
+        return _draw_tasks_compiled(z.contiguous().numpy(), ids, attempt, seed, q, inv_t,
+                                    sweeps)
     order = torch.from_numpy(_orders(_stream_keys(seed, _ORDER, attempt, ids), n)).to(z.device)
     keys = _stream_keys(seed, _PREFIX, attempt, ids)
     labels, u_sum = _prefix_pass(z, order, keys, q, inv_t, block)
@@ -199,8 +243,14 @@ def _too_small(labels: torch.Tensor, q: int, min_class_fraction: float) -> torch
     """Mask (S,) of tasks whose smallest class count is below ``min_class_fraction · n``."""
     if min_class_fraction <= 0:
         return torch.zeros(labels.shape[0], dtype=torch.bool, device=labels.device)
-    counts = torch.nn.functional.one_hot(labels, q).sum(dim=1)           # (S, q)
+    counts = _class_counts(labels, q)                                     # (S, q)
     return counts.min(dim=1).values < min_class_fraction * labels.shape[1] - 1e-9
+
+
+def _class_counts(labels: torch.Tensor, q: int) -> torch.Tensor:
+    """Label counts per task: (S, n) -> (S, q) int64."""
+    counts = torch.zeros(labels.shape[0], q, dtype=torch.long, device=labels.device)
+    return counts.scatter_add_(1, labels, torch.ones_like(labels))
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -325,7 +375,7 @@ def sample_tasks_with_info(
             tasks[bad] = _draw_tasks(z, bad, attempt, seed, q, 1.0 / t, sweeps, block)
         else:
             _raise_if_too_small(tasks[ids], q, frac, temperature)
-    counts = torch.nn.functional.one_hot(tasks, q).sum(dim=1)
+    counts = _class_counts(tasks, q)
     info: dict[str, Any] = {
         "redrawn": redrawn, "redraw_rounds": rounds,
         "smallest_class_fraction": float(counts.min()) / n,
