@@ -36,11 +36,13 @@ def use_jit(device: torch.device) -> bool:
     return device.type == "cpu" and enabled()
 
 
-def sync_threads() -> None:
-    """Run numba's parallel loops on as many threads as torch uses (no oversubscription)."""
-    if _numba is not None:
-        limit = _numba.config.NUMBA_NUM_THREADS
-        _numba.set_num_threads(max(1, min(torch.get_num_threads(), limit)))
+def sync_threads() -> int:
+    """Run numba's parallel loops on as many threads as torch uses; returns that number."""
+    if _numba is None:
+        return 1
+    threads = max(1, min(torch.get_num_threads(), _numba.config.NUMBA_NUM_THREADS))
+    _numba.set_num_threads(threads)
+    return threads
 
 
 def njit(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -58,12 +58,21 @@ def as_tensor(x: ArrayLike, name: str, *, ndim: int | None = 2,
         t = t.float()
     if device is not None:
         t = t.to(device)
-    if check_finite and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+    if check_finite and t.is_floating_point() and not _all_finite(t):
         bad = int((~torch.isfinite(t)).any(dim=-1).sum()) if t.ndim > 1 else int(
             (~torch.isfinite(t)).sum())
         raise ValueError(f"{name} contains NaN or inf values ({bad} rows affected); "
                          "clean or drop those rows before scoring.")
     return t
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every entry of a float tensor is finite.
+
+    A finite sum proves it (NaN and inf propagate through a sum), at the cost of one
+    reduction; only a non-finite sum (bad entries, or an overflow) needs the full check.
+    """
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
 def check_temperature(temperature: float, name: str = "temperature") -> float:
