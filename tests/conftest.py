@@ -37,6 +37,23 @@ LABELS = [1, 0, 1, 1, 0, 1, 1, 1, 0, 0, 1, 1, 0, 1]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<eos>"]
 
 
+@pytest.fixture(params=["compiled", "torch"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on the numba CPU kernels and on the torch implementation.
+
+    ``torch`` sets ``TP_HARNESS_NO_JIT=1``, which every caller reads at call time; the
+    torch code is also what runs on CUDA.
+    """
+    if request.param == "torch":
+        monkeypatch.setenv("TP_HARNESS_NO_JIT", "1")
+    else:
+        from tp_harness import _jit
+
+        if not _jit.enabled():
+            pytest.skip("numba is not installed")
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def tp_cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Session folder standing in for ``$HF_HOME/tp_harness``."""

@@ -228,6 +228,20 @@ def test_bad_arguments(kwargs: dict, exc: type, match: str) -> None:
         task_prior_moments(_features(0, 20, 3), _features(1, 20, 3), **args)
 
 
+def test_finite_check_is_exact_when_the_sum_overflows() -> None:
+    from tp_harness._validation import as_tensor
+
+    huge = np.full((4, 3), 1e308)                  # finite entries, infinite sum
+    assert as_tensor(huge, "x").shape == (4, 3)
+    for bad in (np.inf, -np.inf, np.nan):
+        arr = huge.copy()
+        arr[2, 1] = bad
+        with pytest.raises(ValueError, match=r"x contains NaN or inf values \(1 rows"):
+            as_tensor(arr, "x")
+    with pytest.raises(ValueError, match="NaN or inf"):    # inf - inf in the sum: NaN
+        as_tensor(np.array([[np.inf], [-np.inf]]), "x")
+
+
 def test_bad_arrays() -> None:
     x, p = _features(0, 20, 3), _features(1, 20, 3)
     bad = x.copy()

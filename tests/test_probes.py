@@ -54,7 +54,8 @@ def _split(result: ProbeResult) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize(("n", "d", "alpha"), [(160, 7, 0.5), (40, 55, 3.0), (90, 12, 1e-3)])
-def test_ridge_equals_sklearn_per_task(seed: int, n: int, d: int, alpha: float) -> None:
+def test_ridge_equals_sklearn_per_task(seed: int, n: int, d: int, alpha: float,
+                                      backend: str) -> None:
     x = _features(seed, n, d)
     tasks = _tasks(x, 5, 4, seed)
     res = probe_tasks(x, tasks, probe="ridge", alpha=alpha, seed=seed)
@@ -100,18 +101,91 @@ def test_ridge_alpha_zero_is_least_squares() -> None:
     assert RidgeProbe(0.0).fit(dup, y).predict(dup).shape == (2, 50)
 
 
-@given(st.integers(1, 6), st.integers(2, 5), st.integers(2, 30), st.booleans(),
-       st.integers(0, 2**16))
-@settings(max_examples=25, deadline=None)
-def test_class_sums_matches_numpy(s: int, q: int, n: int, centered: bool, seed: int) -> None:
+@given(st.integers(1, 40), st.integers(2, 13), st.integers(2, 30), st.booleans(),
+       st.integers(0, 2**16), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_class_sums_matches_numpy(s: int, q: int, n: int, centered: bool, seed: int,
+                                  compiled: bool) -> None:
+    """Both implementations; q from 2 (groups of 7 tasks) to 13 (one task per group)."""
     rng = np.random.default_rng(seed)
     m = rng.normal(size=(n, 3))
     if centered:
         m -= m.mean(0)
     y = rng.integers(0, q, size=(s, n))
-    got = class_sums(torch.from_numpy(m), torch.from_numpy(y), q, rows_sum_to_zero=centered)
+    with pytest.MonkeyPatch.context() as mp:
+        if not compiled:
+            mp.setenv("TP_HARNESS_NO_JIT", "1")
+        got = class_sums(torch.from_numpy(m), torch.from_numpy(y), q,
+                         rows_sum_to_zero=centered)
     want = np.concatenate([np.eye(q)[y[t]].T @ m for t in range(s)])
     np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
+
+
+def test_class_sums_rejects_labels_out_of_range(backend: str) -> None:
+    m = torch.randn(20, 4, dtype=torch.float64)
+    y = torch.zeros(3, 20, dtype=torch.long)
+    y[1, 5] = 3
+    if backend == "compiled":
+        with pytest.raises(ValueError, match=r"outside 0\.\.2"):
+            class_sums(m, y, 3)
+    with pytest.raises(ValueError, match="label 3 but num_classes=3"):
+        RidgeProbe(num_classes=3).fit(m, y)
+
+
+def _boundary_points(probe: RidgeProbe, x: np.ndarray, tasks: range, seed: int) -> np.ndarray:
+    """Rows next to a decision boundary of ``probe``: for task s, move a far-away row along
+    ``w_a - w_b`` (its top two classes) until their scores differ by 1e-10 to 1e-8 of the
+    original gap: far above float64 rounding, far below float32's (large scores cancel)."""
+    rng = np.random.default_rng(seed)
+    w, b = probe.coef_.numpy(), probe.intercept_.numpy()
+    rows = []
+    for s in tasks:
+        for x0 in x[rng.integers(0, len(x), 40)] * 20.0:
+            top2 = np.argsort(w[s] @ x0 + b[s])[::-1][:2]
+            v = w[s, top2[0]] - w[s, top2[1]]
+            gap = b[s, top2[0]] - b[s, top2[1]] + x0 @ v
+            shift = 1 - rng.choice([-1.0, 1.0]) * 10.0 ** rng.uniform(-10, -8)
+            rows.append(x0 - (gap / (v @ v)) * v * shift)
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ridge_float32_certificate_gives_the_float64_labels(seed: int) -> None:
+    from tp_harness import _jit
+
+    if not _jit.enabled():
+        pytest.skip("numba is not installed")
+    x = _features(seed, 400, 9)
+    tasks = _tasks(x, 30, 5, seed, noise=3.0)
+    probe = RidgeProbe(0.7).fit(x, tasks)
+    rng = np.random.default_rng(seed)
+    x_test = np.concatenate([x[rng.integers(0, 400, 300)] * rng.uniform(0.5, 30, (300, 1)),
+                             _boundary_points(probe, x, range(0, 30, 3), seed)])
+    checked = probe._predict_checked(torch.from_numpy(x_test))
+    assert 0 < probe._n_recomputed < 0.1 * checked.numel()  # the near-ties were redone
+    assert torch.equal(checked, probe._predict_float64(torch.from_numpy(x_test)))
+    for s in (0, 3, 4):  # and both are sklearn's
+        ref = Ridge(alpha=0.7).fit(x, np.eye(5)[tasks[s]]).predict(x_test).argmax(1)
+        np.testing.assert_array_equal(checked[s].numpy(), ref)
+
+
+def test_ridge_uses_float64_products_when_float32_matmul_is_not_ieee(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    x = _features(4, 120, 6)
+    tasks = _tasks(x, 4, 3, 4)
+    probe = RidgeProbe().fit(x, tasks)
+    expected = probe._predict_float64(torch.from_numpy(x))
+
+    def refuse(self: RidgeProbe, x: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("float32 path used with reduced-precision matmuls")
+
+    monkeypatch.setattr(RidgeProbe, "_predict_checked", refuse)
+    previous = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        assert torch.equal(probe.predict(x), expected)
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 # ----------------------------------------------------------------------------- kNN

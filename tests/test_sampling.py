@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from tp_harness import _jit
 from tp_harness.kernels import build_kernel, centered_cosine
 from tp_harness.sampling import (
     MAX_REDRAW_ROUNDS,
@@ -94,7 +95,8 @@ FIDELITY = [(6, 2, 0.2, 40_000), (6, 3, 0.3, 100_000), (7, 2, 0.25, 40_000)]
 
 
 @pytest.mark.parametrize(("n", "q", "t", "num"), FIDELITY)
-def test_prefix_pass_matches_exact_prefix_law(n: int, q: int, t: float, num: int) -> None:
+def test_prefix_pass_matches_exact_prefix_law(n: int, q: int, t: float, num: int,
+                                              backend: str) -> None:
     x = features(n)
     k = kernel_of(x)
     exact_prefix, exact_potts = prefix_law(k, q, t), potts_law(k, q, t)
@@ -104,7 +106,7 @@ def test_prefix_pass_matches_exact_prefix_law(n: int, q: int, t: float, num: int
     assert tv(emp, exact_potts) > 0.1                   # and the prefix law is not Potts
 
 
-def test_gibbs_sweeps_converge_to_potts() -> None:
+def test_gibbs_sweeps_converge_to_potts(backend: str) -> None:
     n, q, t, num = 6, 3, 0.3, 100_000
     x = features(n)
     k = kernel_of(x)
@@ -145,6 +147,44 @@ def test_wide_factor_is_compressed_exactly() -> None:
     z = prior_factor(x, "linear")
     assert z.shape == (5, 5)
     np.testing.assert_allclose((z @ z.T).numpy(), x @ x.T, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- compiled kernels
+
+
+@pytest.mark.parametrize("sweeps", [0, 3])
+def test_compiled_and_torch_paths_draw_the_same_tasks(sweeps: int,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    if not _jit.enabled():
+        pytest.skip("numba is not installed")
+    x = features(300, d=16)                                  # float64: no rounding ties
+    kw = {"seed": 7, "gibbs_sweeps": sweeps, "min_class_fraction": 0.1}
+    compiled, info = sample_tasks_with_info(x, 24, 4, 0.1, **kw)
+    monkeypatch.setenv("TP_HARNESS_NO_JIT", "1")
+    reference, ref_info = sample_tasks_with_info(x, 24, 4, 0.1, batch_size=5, **kw)
+    assert torch.equal(compiled, reference)
+    assert info["redrawn"] == ref_info["redrawn"]
+
+
+def test_compiled_random_numbers_equal_numpy() -> None:
+    if not _jit.enabled():
+        pytest.skip("numba is not installed")
+    import numba
+
+    from tp_harness import _sampling_kernels as kern
+    from tp_harness.sampling import _bits, _stream_keys, _uniforms
+
+    keys = _stream_keys(5, 1, 0, np.arange(9))
+    for n in (1, 2, 3, 17, 1000, 5000):
+        ref = np.argsort(_bits(keys, 0, n), axis=1, kind="stable")
+        assert np.array_equal(kern.orders(keys, n), ref)
+    assert np.array_equal(kern.uniforms(keys, 11, 300), _uniforms(keys, 11, 300))
+    argsort = numba.njit(lambda b: kern._argsort(b))
+    rng = np.random.default_rng(0)
+    for width in (2, 60):                                    # heavy ties and none
+        b = (rng.integers(0, 4, 500).astype(np.uint64) << np.uint64(width))
+        b |= rng.integers(0, 3, 500).astype(np.uint64)
+        assert np.array_equal(argsort(b), np.argsort(b, kind="stable"))
 
 
 # ----------------------------------------------------------------------------- reproducibility
