@@ -166,6 +166,17 @@ def test_compiled_and_torch_paths_draw_the_same_tasks(sweeps: int,
     assert info["redrawn"] == ref_info["redrawn"]
 
 
+def test_same_tasks_whatever_the_thread_count() -> None:
+    x = features(200, d=8).astype(np.float32)
+    ref = sample_tasks(x, 10, 3, 0.1, seed=2, gibbs_sweeps=2)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert torch.equal(sample_tasks(x, 10, 3, 0.1, seed=2, gibbs_sweeps=2), ref)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_compiled_random_numbers_equal_numpy() -> None:
     if not _jit.enabled():
         pytest.skip("numba is not installed")
