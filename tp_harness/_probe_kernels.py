@@ -152,30 +152,31 @@ def label_counts(labels: np.ndarray, q: int, out: np.ndarray) -> int:
 
 
 @njit(parallel=True, fastmath=FASTMATH)
-def argmax_checked(scores: np.ndarray, q: int, slack: np.ndarray, slack_task: np.ndarray,
-                   x: np.ndarray, coef: np.ndarray, intercept: np.ndarray, row0: int,
-                   out: np.ndarray) -> int:
+def argmax_checked(products: np.ndarray, bias: np.ndarray, q: int, slack: np.ndarray,
+                   slack_task: np.ndarray, x: np.ndarray, coef: np.ndarray,
+                   intercept: np.ndarray, row0: int, out: np.ndarray) -> int:
     """Argmax over classes per (example, task), float64-exact. Returns how many were redone.
 
-    scores (m', S·q) float32 for examples ``row0 .. row0+m'-1``, column ``s·q + c``;
+    Scores are ``products + bias`` in float32: products (m', S·q) for examples
+    ``row0 .. row0+m'-1``, column ``s·q + c``, bias (S·q,).
     ``slack[i] * slack_task[s]`` bounds twice the float32 rounding error of example
     ``i``'s scores in task ``s``. A decision whose top-two gap exceeds it is the exact
     argmax; otherwise the scores are recomputed in float64 as
     ``x[i] · coef[s, c] + intercept[s, c]`` (x (m, d), coef (S, q, d), intercept (S, q)
     float64). Ties go to the smallest class, as in ``torch.argmax``. out (S, m) int64.
     """
-    rows = scores.shape[0]
+    rows = products.shape[0]
     s_total = out.shape[0]
     redone = np.zeros(rows, dtype=np.int64)
     for r in prange(rows):
         i = row0 + r
         for s in range(s_total):
             base = s * q
-            best = scores[r, base]
+            best = products[r, base] + bias[base]
             second = -np.inf
             arg = 0
             for c in range(1, q):  # branch-free top two: the first maximum wins ties
-                v = scores[r, base + c]
+                v = products[r, base + c] + bias[base + c]
                 second = max(second, min(best, v))
                 arg = c if v > best else arg
                 best = max(best, v)

@@ -362,10 +362,12 @@ class RidgeProbe(_TaskProbe):
         out = np.empty((w.shape[0] // q, x.shape[0]), dtype=np.int64)
         rows = max(1, 2 * _CHUNK // w.shape[0])
         self._n_recomputed = 0
+        products = torch.empty(min(rows, x.shape[0]), w.shape[0])  # reused per row block
         for i in range(0, x.shape[0], rows):
-            scores = torch.addmm(b32, xc32[i:i + rows], w32.T)  # (rows, S·q) float32
+            block = products[:min(rows, x.shape[0] - i)]
+            torch.mm(xc32[i:i + rows], w32.T, out=block)  # (rows, S·q) float32
             self._n_recomputed += _compiled.argmax_checked(
-                scores.numpy(), q, slack, slack_task, xc64, coef, y_mean, i, out)
+                block.numpy(), b32.numpy(), q, slack, slack_task, xc64, coef, y_mean, i, out)
         return torch.from_numpy(out)  # (S, m)
 
 
