@@ -26,8 +26,14 @@ except ImportError:  # pragma: no cover - numba is a declared dependency
 FASTMATH = {"reassoc", "contract"}
 
 
+def available() -> bool:
+    """True when numba is importable (the kernel modules can be imported)."""
+    return _numba is not None
+
+
 def enabled() -> bool:
-    """True when numba is importable and ``TP_HARNESS_NO_JIT`` is not set to 1."""
+    """True when numba is importable and ``TP_HARNESS_NO_JIT`` is not set to 1 (read at
+    every call, so it can be switched at run time)."""
     return _numba is not None and os.environ.get("TP_HARNESS_NO_JIT", "0") != "1"
 
 

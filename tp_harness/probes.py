@@ -6,9 +6,12 @@ all the work that does not depend on the labels:
 
 * ``ridge``: one factorisation of the train Gram matrix (the ``d x d`` primal or
   the ``n_train x n_train`` dual system, whichever is smaller, Cholesky in float64)
-  and one product for the ``S·q`` one-hot targets. Per task this is exactly
+  and one product for the ``S·q`` one-hot targets, whose class sums come from a
+  compiled kernel on the CPU. Per task this is exactly
   ``sklearn.linear_model.Ridge(alpha)`` on one-hot targets (X and Y centered on the
-  train set, intercept not penalised); the prediction is the argmax.
+  train set, intercept not penalised); the prediction is the argmax, from float32
+  scores whose decisions are certified against a rounding-error bound or redone in
+  float64 (see ``docs/probes.md``).
 * ``knn``: one cosine neighbour graph (top-``k`` train rows per test row), then a
   majority vote per task; ties go to the smallest label, as in sklearn's
   ``KNeighborsClassifier(n_neighbors=k, metric="cosine")``.
@@ -35,7 +38,7 @@ import torch
 from . import _jit
 from ._validation import ArrayLike, as_tensor, check_positive_int, resolve_device
 
-if _jit.enabled():
+if _jit.available():
     from . import _probe_kernels as _compiled
 
 PROBES = ("ridge", "knn", "logistic")

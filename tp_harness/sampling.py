@@ -10,9 +10,12 @@ temperature ``T``, ``S`` tasks in one batch.
   ``p(y_i = c | rest) ∝ exp((2/T) Σ_{j≠i} K_ij [y_j = c])`` leave
   ``μ_q(y) ∝ exp((1/T) Σ_{i,j} K_ij [y_i = y_j])`` exactly invariant.
 
-Both passes work on blocks of ``B`` visits: the logits of a whole block come from one
-batched product with ``U`` and the block's Gram matrix corrects them for labels drawn
-inside the block, so the per-visit work is O(q) tensor ops on ``(S, q)`` arrays.
+On the CPU both passes run as compiled kernels (``_sampling_kernels``, numba): one task
+per parallel iteration, visit by visit, its ``U (q, r)`` in cache. The torch
+implementation (CUDA, or ``TP_HARNESS_NO_JIT=1``) works on blocks of ``B`` visits: the
+logits of a whole block come from one batched product with ``U`` and the block's Gram
+matrix corrects them for labels drawn inside the block, so the per-visit work is O(q)
+tensor ops on ``(S, q)`` arrays. Both draw the same law from the same random numbers.
 
 Randomness is counter-based (SplitMix64 on the CPU, in numpy): every random number
 is a function of ``(seed, task index, redraw attempt, purpose, counter)``, so a task
@@ -38,7 +41,7 @@ from ._validation import (
 )
 from .kernels import Kernel, build_kernels
 
-if _jit.enabled():
+if _jit.available():
     from . import _sampling_kernels as _compiled
 
 MAX_REDRAW_ROUNDS = 10
