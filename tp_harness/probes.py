@@ -224,6 +224,15 @@ def _class_sums_compiled(m: torch.Tensor, y: torch.Tensor, q: int) -> torch.Tens
     return out
 
 
+def _take_columns(y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``y[:, idx]`` (S, m); compiled on the CPU (torch's gather along dim 1 is slow)."""
+    if _jit.use_jit(y.device):
+        _jit.sync_threads()
+        return torch.from_numpy(_compiled.take_columns(y.contiguous().numpy(),
+                                                       idx.contiguous().numpy()))
+    return y[:, idx]
+
+
 def _exact_float32_products() -> bool:
     """True when float32 matrix products are IEEE float32 (no bf16/TF32 shortcuts)."""
     mkldnn = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
@@ -606,18 +615,18 @@ def probe_tasks(features: ArrayLike, tasks: ArrayLike, *, probe: str = "ridge",
     train, test = (i.to(dev) for i in train_test_indices(x.shape[0], test_fraction, seed))
     if probe == "knn" and k > train.numel():
         raise ValueError(f"k={k} is larger than the {train.numel()} training examples.")
+    y_train, y_test = _take_columns(y, train), _take_columns(y, test)
     if isinstance(est, RidgeProbe):  # x[train] is a fresh copy the probe may overwrite
-        est._fit(x[train], y[:, train], q, overwrite_x=True)
+        est._fit(x[train], y_train, q, overwrite_x=True)
     else:
-        est._fit(x[train], y[:, train], q)  # inputs already checked
+        est._fit(x[train], y_train, q)  # inputs already checked
     pred = est._predict(x[test].to(est._dtype))  # (S, n_test)
-    y_test = y[:, test]
     settings = {"alpha": float(alpha), "k": int(k), "test_fraction": float(test_fraction),
                 "seed": int(seed), "device": str(dev)}
     return ProbeResult(
         probe=probe,
         accuracy=(pred == y_test).double().mean(dim=1).cpu().numpy(),
-        majority_rate=majority_rate(y[:, train], y_test, q).cpu().numpy(),
+        majority_rate=majority_rate(y_train, y_test, q).cpu().numpy(),
         predictions=pred.cpu().numpy(),
         train_indices=train.cpu().numpy(),
         test_indices=test.cpu().numpy(),
