@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import FASTMATH, njit, prange
+from ._numba_support import FASTMATH, njit, prange
 
 _ACC_BYTES = 3 << 20  # sums of one block of tasks (L3 resident; 2-4 MiB measured best)
 _MAX_JOINT = 128  # largest number of joint classes of a group of tasks
@@ -130,34 +130,6 @@ def class_sums(m: np.ndarray, labels: np.ndarray, q: int, group: int, groups: in
             bad[w] += _joint_labels(labels, s0, s1, group, q, joint)
             _accumulate(m, joint, (s1 - s0 + group - 1) // group, joint_q, acc)
             _marginals(acc, s0, s1, group, q, joint_q, out)
-    return int(bad.sum())
-
-
-@njit(parallel=True)
-def take_columns(labels: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``labels[:, idx]`` in parallel over tasks. labels (S, n), idx (m,) -> (S, m)."""
-    out = np.empty((labels.shape[0], idx.shape[0]), dtype=labels.dtype)
-    for s in prange(labels.shape[0]):
-        for j in range(idx.shape[0]):
-            out[s, j] = labels[s, idx[j]]
-    return out
-
-
-@njit(parallel=True)
-def label_counts(labels: np.ndarray, q: int, out: np.ndarray) -> int:
-    """``out[s, c] = #{i: labels[s, i] = c}``. labels (S, n), out (S, q) int64.
-
-    Returns the number of labels outside ``0..q-1`` (not counted).
-    """
-    bad = np.zeros(labels.shape[0], dtype=np.int64)
-    for s in prange(labels.shape[0]):
-        out[s] = 0
-        for i in range(labels.shape[1]):
-            c = labels[s, i]
-            if 0 <= c < q:
-                out[s, c] += 1
-            else:
-                bad[s] += 1
     return int(bad.sum())
 
 

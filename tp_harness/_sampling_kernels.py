@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import FASTMATH, njit, prange, prefetch
+from ._numba_support import FASTMATH, njit, prange, prefetch
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -187,15 +187,19 @@ def gibbs_sweeps(z: np.ndarray, labels: np.ndarray, draw_keys: np.ndarray,
         for i in range(n):
             for k in range(r):
                 u_sum[s, labels[s, i], k] += z[i, k]
+    norms = np.empty(n, dtype=z.dtype)  # |z_i|², each site's own term
+    for i in prange(n):
+        norms[i] = z[i, 0] - z[i, 0]
+        for k in range(r):
+            norms[i] += z[i, k] * z[i, k]
     in_order = np.empty_like(z)
     own = np.empty(n, dtype=z.dtype)
     for sweep in range(scans.shape[0]):
         scan = scans[sweep]
         for t in prange(n):
-            own[t] = z[0, 0] - z[0, 0]
+            own[t] = norms[scan[t]]
             for k in range(r):
                 in_order[t, k] = z[scan[t], k]
-                own[t] += z[scan[t], k] * z[scan[t], k]
         for s in prange(s_total):
             u = np.empty(n, dtype=z.dtype)
             _fill_uniforms(draw_keys[s], sweep * n, u)

@@ -36,10 +36,8 @@ import numpy as np
 import torch
 
 from . import _jit
+from ._labels import class_counts, take_columns
 from ._validation import ArrayLike, as_tensor, check_positive_int, resolve_device
-
-if _jit.available():
-    from . import _probe_kernels as _compiled
 
 PROBES = ("ridge", "knn", "logistic")
 _P = TypeVar("_P", bound="_TaskProbe")
@@ -118,16 +116,7 @@ def train_test_indices(n: int, test_fraction: float = 0.25,
 
 def _class_counts(y: torch.Tensor, q: int) -> torch.Tensor:
     """Class counts per task: (S, n) labels in 0..q-1 -> (S, q) float64."""
-    if _jit.use_jit(y.device):
-        _jit.sync_threads()
-        counts = np.empty((y.shape[0], q), dtype=np.int64)
-        bad = _compiled.label_counts(y.contiguous().numpy(), q, counts)
-        if bad:
-            raise ValueError(f"tasks have {bad} label(s) outside 0..{q - 1}.")
-        return torch.from_numpy(counts).double()
-    out = torch.zeros(y.shape[0], q, dtype=torch.float64, device=y.device)
-    return out.scatter_add_(1, y, torch.ones(1, dtype=torch.float64, device=y.device)
-                            .expand_as(y))
+    return class_counts(y, q).double()
 
 
 def majority_rate(train_tasks: torch.Tensor, test_tasks: torch.Tensor, q: int) -> torch.Tensor:
@@ -158,11 +147,6 @@ def _gram(m: torch.Tensor) -> torch.Tensor:
     gram[h:, :h] = top[:, h:].T
     gram[h:, h:] = m[:, h:].T @ m[:, h:]
     return gram
-
-
-def _psd_solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a⁻¹ b`` for symmetric PSD ``a`` by Cholesky; pseudo-inverse if ``a`` is singular."""
-    return _psd_solve_rows(a, b.T).T
 
 
 def _psd_solve_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -214,23 +198,14 @@ def class_sums(m: torch.Tensor, y: torch.Tensor, q: int, *,
 
 def _class_sums_compiled(m: torch.Tensor, y: torch.Tensor, q: int) -> torch.Tensor:
     """:func:`class_sums` by the numba kernel. -> (S·q, p) in m's dtype."""
-    workers = _jit.sync_threads()
+    kern = _jit.kernels("_probe_kernels")
     out = torch.empty(y.shape[0] * q, m.shape[1], dtype=m.dtype)
-    group, groups = _compiled.plan_groups(q, m.shape[1], m.element_size())
-    bad = _compiled.class_sums(m.contiguous().numpy(), y.contiguous().numpy(), q, group,
-                               groups, workers, out.numpy())
+    group, groups = kern.plan_groups(q, m.shape[1], m.element_size())
+    bad = kern.class_sums(m.contiguous().numpy(), y.contiguous().numpy(), q, group, groups,
+                          _jit.sync_threads(), out.numpy())
     if bad:
         raise ValueError(f"y has labels outside 0..{q - 1}; labels must be 0..q-1.")
     return out
-
-
-def _take_columns(y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``y[:, idx]`` (S, m); compiled on the CPU (torch's gather along dim 1 is slow)."""
-    if _jit.use_jit(y.device):
-        _jit.sync_threads()
-        return torch.from_numpy(_compiled.take_columns(y.contiguous().numpy(),
-                                                       idx.contiguous().numpy()))
-    return y[:, idx]
 
 
 def _exact_float32_products() -> bool:
@@ -242,7 +217,8 @@ def _exact_float32_products() -> bool:
 
 class _TaskProbe:
     """sklearn-style plumbing shared by the probes: checks in ``fit``/``predict``,
-    math in ``_fit(x, y, q)`` / ``_predict(x) -> (S, m)`` on checked tensors."""
+    math in ``_fit(x, y, q)`` / ``_predict(x) -> (S, m)`` on checked tensors.
+    ``_fit(..., overwrite_x=True)`` says ``x`` is a private copy the probe may modify."""
 
     num_classes: int | None
     device: str | torch.device | None
@@ -277,7 +253,8 @@ class _TaskProbe:
         if not hasattr(self, "_single"):
             self._single = False
 
-    def _fit(self: _P, x: torch.Tensor, y: torch.Tensor, q: int) -> _P:
+    def _fit(self: _P, x: torch.Tensor, y: torch.Tensor, q: int, *,
+             overwrite_x: bool = False) -> _P:
         raise NotImplementedError
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -316,7 +293,7 @@ class RidgeProbe(_TaskProbe):
         else:  # dual: Wᵀ = Xcᵀ (XcXcᵀ + αI)⁻¹ Y  (Y need not be centered: Xcᵀ1 = 0)
             gram = xc @ xc.T
             gram.diagonal().add_(alpha)
-            w = class_sums(_psd_solve(gram, xc), y, q)
+            w = class_sums(_psd_solve_rows(gram, xc.T).T, y, q)  # (a⁻¹ Xc), a symmetric
         y_mean = (_class_counts(y, q) / n).reshape(-1)  # (S·q,)
         self.coef_ = w.reshape(-1, q, d)  # (S, q, d); row s·q + c of w
         self.intercept_ = (y_mean - w @ x_mean).reshape(-1, q)  # (S, q)
@@ -357,7 +334,7 @@ class RidgeProbe(_TaskProbe):
         as ``(x - μ)·w + ȳ``. The labels equal the float64 path's except at float64
         ties (scores equal to ~1e-16), as any two float64 evaluations may differ.
         """
-        _jit.sync_threads()
+        kern = _jit.kernels("_probe_kernels")
         q, d = self.num_classes_, self.n_features_in_
         xc = x.double() - self._x_mean  # (m, d)
         w = self.coef_.reshape(-1, d)  # (S·q, d)
@@ -378,7 +355,7 @@ class RidgeProbe(_TaskProbe):
         for i in range(0, x.shape[0], rows):
             block = products[:min(rows, x.shape[0] - i)]
             torch.mm(xc32[i:i + rows], w32.T, out=block)  # (rows, S·q) float32
-            self._n_recomputed += _compiled.argmax_checked(
+            self._n_recomputed += kern.argmax_checked(
                 block.numpy(), b32.numpy(), q, slack, slack_task, xc64, coef, y_mean, i, out)
         return torch.from_numpy(out)  # (S, m)
 
@@ -423,7 +400,8 @@ class KNNProbe(_TaskProbe):
         self.batch_size = batch_size
         self.device = device
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int) -> KNNProbe:
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *,
+             overwrite_x: bool = False) -> KNNProbe:
         k = check_positive_int(self.k, "k")
         if k > x.shape[0]:
             raise ValueError(f"k={k} is larger than the {x.shape[0]} training examples.")
@@ -471,7 +449,8 @@ class LogisticProbe(_TaskProbe):
         self.num_classes = num_classes
         self.device = device
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int) -> LogisticProbe:
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *,
+             overwrite_x: bool = False) -> LogisticProbe:
         alpha = _check_alpha(self.alpha, positive=True)
         max_iter = check_positive_int(self.max_iter, "max_iter")
         self.mean_ = x.mean(dim=0)
@@ -615,11 +594,8 @@ def probe_tasks(features: ArrayLike, tasks: ArrayLike, *, probe: str = "ridge",
     train, test = (i.to(dev) for i in train_test_indices(x.shape[0], test_fraction, seed))
     if probe == "knn" and k > train.numel():
         raise ValueError(f"k={k} is larger than the {train.numel()} training examples.")
-    y_train, y_test = _take_columns(y, train), _take_columns(y, test)
-    if isinstance(est, RidgeProbe):  # x[train] is a fresh copy the probe may overwrite
-        est._fit(x[train], y_train, q, overwrite_x=True)
-    else:
-        est._fit(x[train], y_train, q)  # inputs already checked
+    y_train, y_test = take_columns(y, train), take_columns(y, test)
+    est._fit(x[train], y_train, q, overwrite_x=True)  # checked inputs; x[train] is a copy
     pred = est._predict(x[test].to(est._dtype))  # (S, n_test)
     settings = {"alpha": float(alpha), "k": int(k), "test_fraction": float(test_fraction),
                 "seed": int(seed), "device": str(dev)}

@@ -26,13 +26,14 @@ numbers as the CPU. No global RNG state is read or changed. See ``docs/sampling.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import _jit
+from ._labels import class_counts
 from ._validation import (
     ArrayLike,
     check_positive_int,
@@ -40,9 +41,6 @@ from ._validation import (
     resolve_device,
 )
 from .kernels import Kernel, build_kernels
-
-if _jit.available():
-    from . import _sampling_kernels as _compiled
 
 MAX_REDRAW_ROUNDS = 10
 _BLOCK = 8
@@ -79,7 +77,13 @@ def _bits(keys: np.ndarray, start: int, count: int) -> np.ndarray:
 
 
 def _uniforms(keys: np.ndarray, start: int, count: int) -> np.ndarray:
-    """Uniforms in [0, 1) from the top 53 bits. (S,) -> (S, count) float64."""
+    """Uniforms in [0, 1) from the top 53 bits. (S,) -> (S, count) float64.
+
+    Computed in parallel when numba is there (the same numbers).
+    """
+    if _jit.enabled():
+        return _jit.kernels("_sampling_kernels").uniforms(
+            np.ascontiguousarray(keys, dtype=np.uint64), start, count)
     return (_bits(keys, start, count) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
@@ -90,8 +94,8 @@ def _orders(keys: np.ndarray, n: int) -> np.ndarray:
     probability about ``n² 2^-65``); computed in parallel, in O(n), when numba is there.
     """
     if _jit.enabled():
-        _jit.sync_threads()
-        return _compiled.orders(np.ascontiguousarray(keys, dtype=np.uint64), n)
+        return _jit.kernels("_sampling_kernels").orders(
+            np.ascontiguousarray(keys, dtype=np.uint64), n)
     return np.argsort(_bits(keys, 0, n), axis=1, kind="stable")
 
 
@@ -151,21 +155,19 @@ def _add_rows(u_sum: torch.Tensor, rows: torch.Tensor, zb: torch.Tensor) -> None
 
 
 def _gibbs_sweeps(z: torch.Tensor, labels: torch.Tensor, u_sum: torch.Tensor,
-                  keys: np.ndarray, seed: int, sweeps: int, inv_t: float,
+                  keys: np.ndarray, scans: torch.Tensor, inv_t: float,
                   block: int) -> torch.Tensor:
-    """``sweeps`` heat-bath sweeps on the Potts measure. labels (S, n), U (S, q, r) -> (S, n).
+    """Heat-bath sweeps on the Potts measure. labels (S, n), U (S, q, r) -> (S, n).
 
-    Sweep ``k`` visits all sites in one random order shared by every task (a function
-    of ``seed`` and ``k`` only). Each update draws ``y_i`` from
+    Sweep ``k`` visits all sites in the order ``scans[k]`` (:func:`_scans`), shared by
+    every task. Each update draws ``y_i`` from
     ``∝ exp((2/T)(Z_i·U_c - [y_i = c] K_ii))`` with ``U_c = Σ_j Z_j [y_j = c]``.
     """
     s, n = labels.shape
     q, r = u_sum.shape[1:]
     labels, u_sum = labels.clone(), u_sum.clone()
     scale = 2.0 * inv_t
-    for k in range(sweeps):
-        scan = torch.from_numpy(_orders(_stream_keys(seed, _SCAN, 0, np.array([k])), n)[0])
-        scan = scan.to(z.device)                                        # (n,) shared order
+    for k, scan in enumerate(scans):                                    # (n,) shared order
         u_sweep = torch.from_numpy(_uniforms(keys, k * n, n)).to(z.device, z.dtype)  # (S, n)
         for t0 in range(0, n, block):
             idx = scan[t0:t0 + block]                                   # (B,)
@@ -204,56 +206,55 @@ def _scans(seed: int, sweeps: int, n: int) -> np.ndarray:
                            for k in range(sweeps)])
 
 
-def _draw_tasks_compiled(z: np.ndarray, ids: np.ndarray, attempt: int, seed: int, q: int,
-                         inv_t: float, sweeps: int) -> torch.Tensor:
-    """:func:`_draw_tasks` by the numba kernels: same random numbers, same law.
-
-    z (n, r) C-contiguous numpy array (the factor, unscaled). -> (len(ids), n) int64.
-    """
-    _jit.sync_threads()
-    labels = np.empty((len(ids), z.shape[0]), dtype=np.int64)
-    _compiled.prefix_pass(z * z.dtype.type(math.sqrt(inv_t)),
-                          _stream_keys(seed, _ORDER, attempt, ids),
-                          _stream_keys(seed, _PREFIX, attempt, ids), q, labels)
-    if sweeps:
-        _compiled.gibbs_sweeps(z * z.dtype.type(math.sqrt(2.0 * inv_t)), labels,
-                               _stream_keys(seed, _GIBBS, attempt, ids),
-                               _scans(seed, sweeps, z.shape[0]), q)
-    return torch.from_numpy(labels)
-
-
-def _draw_tasks(z: torch.Tensor, ids: np.ndarray, attempt: int, seed: int, q: int,
-                inv_t: float, sweeps: int, block: int) -> torch.Tensor:
-    """Tasks ``ids`` at redraw ``attempt``: prefix pass then Gibbs sweeps. -> (len(ids), n).
+def _drawer(z: torch.Tensor, seed: int, q: int, inv_t: float,
+            sweeps: int) -> Callable[[np.ndarray, int], torch.Tensor]:
+    """``draw(ids, attempt)``: tasks ``ids`` at redraw ``attempt``, prefix pass then Gibbs
+    sweeps, -> (len(ids), n) int64. The sweep orders (and, for the kernels, the scaled
+    factors) are prepared once for all batches and redraws.
 
     Compiled kernels on the CPU when numba is there; batched torch ops otherwise (and
     on CUDA). Both consume the same random numbers.
     """
     n = z.shape[0]
+    scans = _scans(seed, sweeps, n)
     if _jit.use_jit(z.device):
-        return _draw_tasks_compiled(z.contiguous().numpy(), ids, attempt, seed, q, inv_t,
-                                    sweeps)
-    order = torch.from_numpy(_orders(_stream_keys(seed, _ORDER, attempt, ids), n)).to(z.device)
-    keys = _stream_keys(seed, _PREFIX, attempt, ids)
-    labels, u_sum = _prefix_pass(z, order, keys, q, inv_t, block)
-    if sweeps:
-        labels = _gibbs_sweeps(z, labels, u_sum, _stream_keys(seed, _GIBBS, attempt, ids),
-                               seed, sweeps, inv_t, min(_GIBBS_BLOCK, n))
-    return labels
+        zn = z.contiguous().numpy()
+        z_prefix = zn * zn.dtype.type(math.sqrt(inv_t))               # z_i·U_c = logit
+        z_gibbs = zn * zn.dtype.type(math.sqrt(2.0 * inv_t)) if sweeps else zn
+
+        def draw_compiled(ids: np.ndarray, attempt: int) -> torch.Tensor:
+            kern = _jit.kernels("_sampling_kernels")
+            labels = np.empty((len(ids), n), dtype=np.int64)
+            kern.prefix_pass(z_prefix, _stream_keys(seed, _ORDER, attempt, ids),
+                             _stream_keys(seed, _PREFIX, attempt, ids), q, labels)
+            if sweeps:
+                kern.gibbs_sweeps(z_gibbs, labels, _stream_keys(seed, _GIBBS, attempt, ids),
+                                  scans, q)
+            return torch.from_numpy(labels)
+
+        return draw_compiled
+    scans_t = torch.from_numpy(scans).to(z.device)
+
+    def draw_torch(ids: np.ndarray, attempt: int) -> torch.Tensor:
+        order = _orders(_stream_keys(seed, _ORDER, attempt, ids), n)
+        labels, u_sum = _prefix_pass(z, torch.from_numpy(order).to(z.device),
+                                     _stream_keys(seed, _PREFIX, attempt, ids), q, inv_t,
+                                     min(_BLOCK, n))
+        if sweeps:
+            labels = _gibbs_sweeps(z, labels, u_sum, _stream_keys(seed, _GIBBS, attempt, ids),
+                                   scans_t, inv_t, min(_GIBBS_BLOCK, n))
+        return labels
+
+    return draw_torch
 
 
 def _too_small(labels: torch.Tensor, q: int, min_class_fraction: float) -> torch.Tensor:
     """Mask (S,) of tasks whose smallest class count is below ``min_class_fraction · n``."""
     if min_class_fraction <= 0:
         return torch.zeros(labels.shape[0], dtype=torch.bool, device=labels.device)
-    counts = _class_counts(labels, q)                                     # (S, q)
+    counts = class_counts(labels, q)                                      # (S, q)
     return counts.min(dim=1).values < min_class_fraction * labels.shape[1] - 1e-9
 
-
-def _class_counts(labels: torch.Tensor, q: int) -> torch.Tensor:
-    """Label counts per task: (S, n) -> (S, q) int64."""
-    counts = torch.zeros(labels.shape[0], q, dtype=torch.long, device=labels.device)
-    return counts.scatter_add_(1, labels, torch.ones_like(labels))
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -363,22 +364,22 @@ def sample_tasks_with_info(
     frac = _check_fraction(min_class_fraction, q, n)
     batch = (_default_batch(s_total, n, r, q, z.element_size()) if batch_size is None
              else check_positive_int(batch_size, "batch_size"))
-    block = min(_BLOCK, n)
+    draw = _drawer(z, seed, q, 1.0 / t, sweeps)
     tasks = torch.empty(s_total, n, dtype=torch.long, device=dev)
     redrawn, rounds = 0, 0
     for start in range(0, s_total, batch):
         ids = np.arange(start, min(start + batch, s_total), dtype=np.int64)
-        tasks[ids] = _draw_tasks(z, ids, 0, seed, q, 1.0 / t, sweeps, block)
+        tasks[ids] = draw(ids, 0)
         for attempt in range(1, MAX_REDRAW_ROUNDS + 1):
             bad = ids[_too_small(tasks[ids], q, frac).cpu().numpy()]
             if bad.size == 0:
                 break
             redrawn += int(bad.size)
             rounds = max(rounds, attempt)
-            tasks[bad] = _draw_tasks(z, bad, attempt, seed, q, 1.0 / t, sweeps, block)
+            tasks[bad] = draw(bad, attempt)
         else:
             _raise_if_too_small(tasks[ids], q, frac, temperature)
-    counts = _class_counts(tasks, q)
+    counts = class_counts(tasks, q)
     info: dict[str, Any] = {
         "redrawn": redrawn, "redraw_rounds": rounds,
         "smallest_class_fraction": float(counts.min()) / n,
