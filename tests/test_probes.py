@@ -265,7 +265,7 @@ def test_logistic_task_blocks_give_the_same_fit(monkeypatch: pytest.MonkeyPatch)
     x = _features(6, 150, 4)
     tasks = _tasks(x, 5, 3, 6)
     whole = LogisticProbe(tol=1e-9, max_iter=500).fit(x, tasks)
-    monkeypatch.setattr("tp_harness.probes._LOGIT_CHUNK", 150 * 3 * 2)  # 2 tasks per block
+    monkeypatch.setattr("tp_harness._logistic._LOGIT_CHUNK", 150 * 3 * 2)  # 2 tasks per block
     blocks = LogisticProbe(tol=1e-9, max_iter=500).fit(x, tasks)
     np.testing.assert_allclose(blocks.coef_.numpy(), whole.coef_.numpy(), atol=2e-4)
     assert torch.equal(blocks.predict(x), whole.predict(x))
@@ -281,6 +281,17 @@ def test_split_is_seeded_disjoint_and_sized() -> None:
     tr2, te2 = train_test_indices(103, 0.25, seed=4)
     assert torch.equal(tr, tr2) and torch.equal(te, te2)
     assert not torch.equal(te, train_test_indices(103, 0.25, seed=5)[1])
+
+
+@pytest.mark.parametrize("cls", [RidgeProbe, LogisticProbe])
+def test_class_counts_are_the_train_label_counts(cls: type) -> None:
+    x = _features(4, 90, 4)
+    tasks = _tasks(x, 5, 4, 4)
+    tasks[2] = np.where(tasks[2] == 3, 0, tasks[2])  # a task missing class 3
+    est = cls(num_classes=4).fit(x, tasks)
+    want = np.stack([np.bincount(t, minlength=4) for t in tasks])
+    assert est.class_counts_.dtype == torch.int64
+    np.testing.assert_array_equal(est.class_counts_.numpy(), want)
 
 
 @pytest.mark.parametrize("probe", PROBES)

@@ -170,6 +170,49 @@ def prefix_pass(z: np.ndarray, order_keys: np.ndarray, draw_keys: np.ndarray, q:
 
 
 @njit(parallel=True, fastmath=FASTMATH)
+def _label_sums(z: np.ndarray, labels: np.ndarray, q: int) -> np.ndarray:
+    """``U[s, c] = Σ_{i: labels[s, i] = c} z_i``: z (n, r), labels (S, n) -> (S, q, r)."""
+    u_sum = np.zeros((labels.shape[0], q, z.shape[1]), dtype=z.dtype)
+    for s in prange(labels.shape[0]):
+        for i in range(labels.shape[1]):
+            for k in range(z.shape[1]):
+                u_sum[s, labels[s, i], k] += z[i, k]
+    return u_sum
+
+
+@njit(parallel=True, fastmath=FASTMATH)
+def _row_norms(z: np.ndarray) -> np.ndarray:
+    """``|z_i|²`` per row: (n, r) -> (n,)."""
+    norms = np.empty(z.shape[0], dtype=z.dtype)
+    for i in prange(z.shape[0]):
+        norms[i] = z[i, 0] - z[i, 0]
+        for k in range(z.shape[1]):
+            norms[i] += z[i, k] * z[i, k]
+    return norms
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _sweep_task(in_order: np.ndarray, own: np.ndarray, scan: np.ndarray, u: np.ndarray,
+                labels: np.ndarray, u_sum: np.ndarray) -> None:
+    """One heat-bath sweep of one task: visit ``t`` updates site ``scan[t]`` with
+    uniform ``u[t]``; labels (n,) and class sums u_sum (q, r) updated in place."""
+    q = u_sum.shape[0]
+    logits = np.empty(q, dtype=in_order.dtype)
+    cdf = np.empty(q, dtype=in_order.dtype)
+    for t in range(scan.shape[0]):
+        i = scan[t]
+        old = labels[i]
+        _logits(in_order[t], u_sum, logits)
+        logits[old] -= own[t]
+        c = _draw(logits, cdf, u[t])
+        if c != old:
+            labels[i] = c
+            for k in range(in_order.shape[1]):
+                u_sum[old, k] -= in_order[t, k]
+                u_sum[c, k] += in_order[t, k]
+
+
+@njit(parallel=True, fastmath=FASTMATH)
 def gibbs_sweeps(z: np.ndarray, labels: np.ndarray, draw_keys: np.ndarray,
                  scans: np.ndarray, q: int) -> None:
     """Heat-bath sweeps on the Potts measure for ``S`` tasks, in place.
@@ -181,41 +224,20 @@ def gibbs_sweeps(z: np.ndarray, labels: np.ndarray, draw_keys: np.ndarray,
     first copies ``z`` into its scan order, so every task reads it sequentially.
     """
     s_total, n = labels.shape
-    r = z.shape[1]
-    u_sum = np.zeros((s_total, q, r), dtype=z.dtype)
-    for s in prange(s_total):
-        for i in range(n):
-            for k in range(r):
-                u_sum[s, labels[s, i], k] += z[i, k]
-    norms = np.empty(n, dtype=z.dtype)  # |z_i|², each site's own term
-    for i in prange(n):
-        norms[i] = z[i, 0] - z[i, 0]
-        for k in range(r):
-            norms[i] += z[i, k] * z[i, k]
+    u_sum = _label_sums(z, labels, q)
+    norms = _row_norms(z)  # |z_i|², each site's own term
     in_order = np.empty_like(z)
     own = np.empty(n, dtype=z.dtype)
     for sweep in range(scans.shape[0]):
         scan = scans[sweep]
         for t in prange(n):
             own[t] = norms[scan[t]]
-            for k in range(r):
+            for k in range(z.shape[1]):
                 in_order[t, k] = z[scan[t], k]
         for s in prange(s_total):
             u = np.empty(n, dtype=z.dtype)
             _fill_uniforms(draw_keys[s], sweep * n, u)
-            logits = np.empty(q, dtype=z.dtype)
-            cdf = np.empty(q, dtype=z.dtype)
-            for t in range(n):
-                i = scan[t]
-                old = labels[s, i]
-                _logits(in_order[t], u_sum[s], logits)
-                logits[old] -= own[t]
-                c = _draw(logits, cdf, u[t])
-                if c != old:
-                    labels[s, i] = c
-                    for k in range(r):
-                        u_sum[s, old, k] -= in_order[t, k]
-                        u_sum[s, c, k] += in_order[t, k]
+            _sweep_task(in_order, own, scan, u, labels[s], u_sum[s])
 
 
 @njit(parallel=True)
