@@ -283,6 +283,17 @@ def test_split_is_seeded_disjoint_and_sized() -> None:
     assert not torch.equal(te, train_test_indices(103, 0.25, seed=5)[1])
 
 
+@pytest.mark.parametrize("p", [1, 5, 127, 144, 300, 385])
+def test_gram_matches_the_full_product_and_is_symmetric(p: int) -> None:
+    from tp_harness._ridge import _gram
+
+    m = torch.from_numpy(_features(p, 400, p))
+    g = _gram(m)
+    assert torch.equal(g, g.T)
+    ref = m.numpy().T @ m.numpy()
+    np.testing.assert_allclose(g.numpy(), ref, rtol=1e-12, atol=1e-10 * np.abs(ref).max())
+
+
 @pytest.mark.parametrize("cls", [RidgeProbe, LogisticProbe])
 def test_class_counts_are_the_train_label_counts(cls: type) -> None:
     x = _features(4, 90, 4)

@@ -9,6 +9,8 @@ whose decisions are certified or redone in float64 (``docs/probes.md``).
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import torch
 
@@ -16,24 +18,34 @@ from . import _jit
 from ._labels import class_counts
 from ._probe_base import _CHUNK, ArrayLike, _check_alpha, _TaskProbe
 
+_GRAM_BLOCK = 192  # columns per block row of the Gram matrix (96 measured no faster)
+
 
 def _gram(m: torch.Tensor) -> torch.Tensor:
-    """``mᵀ m`` (p, p) for m (n, p), from three quarters of a full product.
+    """``mᵀ m`` (p, p) for m (n, p), exactly symmetric, from about half to 3/4 of a full product.
 
-    With ``m = [m1 m2]`` (columns split in half): ``m1ᵀ m`` gives the top block rows,
-    ``m2ᵀ m2`` the bottom-right block and symmetry the rest; the entries equal those
-    of ``m.T @ m``.
+    The columns are cut into ``k`` blocks of about 192; block row ``a`` is
+    ``m_aᵀ [m_a ... m_k]`` and its transpose fills the lower triangle: ``(k + 1) / 2k``
+    of the multiply-adds of ``m.T @ m`` (75% for p = 384), in ``k`` products.
     """
     p = m.shape[1]
-    if p < 128:
-        return m.T @ m
-    h = p // 2
-    top = m[:, :h].T @ m  # (h, p)
+    k = max(1, round(p / _GRAM_BLOCK))
+    if k == 1:
+        return _symmetric(m.T @ m)
+    edges = [round(a * p / k) for a in range(k + 1)]
     gram = torch.empty(p, p, dtype=m.dtype, device=m.device)
-    gram[:h] = top
-    gram[h:, :h] = top[:, h:].T
-    gram[h:, h:] = m[:, h:].T @ m[:, h:]
+    for lo, hi in pairwise(edges):
+        row = m[:, lo:hi].T @ m[:, lo:]  # block row: (hi - lo, p - lo)
+        gram[lo:hi, lo:hi] = _symmetric(row[:, :hi - lo])
+        gram[lo:hi, hi:] = row[:, hi - lo:]
+        gram[hi:, lo:hi] = row[:, hi - lo:].T
     return gram
+
+
+def _symmetric(upper: torch.Tensor) -> torch.Tensor:
+    """The symmetric matrix with ``upper``'s upper triangle (BLAS need not round
+    ``g[i, j]`` and ``g[j, i]`` of a product alike)."""
+    return upper.triu() + upper.triu(1).T
 
 
 def _psd_solve_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
