@@ -55,17 +55,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_ours(fn: Callable[[], Any], device: torch.device, repeats: int) -> tuple[float, Any]:
-    """Best wall time of ``repeats`` calls (after one warm-up) and the last result."""
+def time_ours(fn: Callable[[], Any], device: torch.device,
+              repeats: int) -> tuple[float, float, Any]:
+    """Best and median wall time of ``repeats`` calls (after one warm-up), last result."""
     out = fn()
-    best = float("inf")
+    times = []
     for _ in range(repeats):
         _sync(device)
         t0 = time.perf_counter()
         out = fn()
         _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        times.append(time.perf_counter() - t0)
+    return min(times), float(np.median(times)), out
 
 
 def sklearn_ridge(x: np.ndarray, tasks: np.ndarray, tr: np.ndarray, te: np.ndarray,
@@ -109,8 +110,9 @@ def bench_ridge(args: argparse.Namespace, x: np.ndarray, tasks: np.ndarray,
     """Ours vs the full sklearn loop; accuracies must be identical."""
     x64 = torch.from_numpy(x.astype(np.float64)).to(device)
     td = torch.from_numpy(tasks).to(device)
-    ours_s, res = time_ours(partial(probe_tasks, x64, td, alpha=args.alpha, seed=args.seed,
-                                    device=device), device, args.repeats)
+    ours_s, ours_med, res = time_ours(partial(probe_tasks, x64, td, alpha=args.alpha,
+                                              seed=args.seed, device=device), device,
+                                      args.repeats)
     fit = partial(sklearn_ridge, x.astype(np.float64), tasks, tr, te, args.alpha, args.classes)
     threads, note = best_threads(fit, args.sample)
     sk_s, preds = sklearn_loop(fit, range(args.num_tasks), threads)
@@ -118,7 +120,8 @@ def bench_ridge(args: argparse.Namespace, x: np.ndarray, tasks: np.ndarray,
     check = (f"accuracies identical: {bool(np.array_equal(sk_acc, res.accuracy))} "
              f"(max abs diff {np.abs(sk_acc - res.accuracy).max():.1e}, "
              f"{int((preds != res.predictions).sum())} differing predictions)")
-    return {"probe": "ridge", "ours": ours_s, "sklearn": sk_s, "fits": args.num_tasks,
+    return {"probe": "ridge", "ours": ours_s, "ours_median": ours_med, "sklearn": sk_s,
+            "fits": args.num_tasks,
             "extrapolated": False, "note": note, "check": check,
             "mean_acc": float(res.accuracy.mean())}
 
@@ -128,13 +131,15 @@ def bench_sampled(args: argparse.Namespace, probe: str, fit: Callable[[int], np.
                   device: torch.device) -> dict[str, Any]:
     """Ours on all tasks vs sklearn on ``args.sample`` tasks, extrapolated."""
     xd, td = torch.from_numpy(x).to(device), torch.from_numpy(tasks).to(device)
-    ours_s, res = time_ours(partial(probe_tasks, xd, td, probe=probe, alpha=args.alpha,
-                                    k=args.k, seed=args.seed, device=device), device, 1)
+    ours_s, ours_med, res = time_ours(partial(probe_tasks, xd, td, probe=probe,
+                                              alpha=args.alpha, k=args.k, seed=args.seed,
+                                              device=device), device, args.repeats)
     threads, note = best_threads(fit, min(args.sample, 2))
     sk_s, preds = sklearn_loop(fit, range(args.sample), threads)
     agree = (preds == res.predictions[:args.sample]).mean()
     gap = (preds == tasks[:args.sample, te]).mean() - res.accuracy[:args.sample].mean()
-    return {"probe": probe, "ours": ours_s, "sklearn": sk_s * args.num_tasks / args.sample,
+    return {"probe": probe, "ours": ours_s, "ours_median": ours_med,
+            "sklearn": sk_s * args.num_tasks / args.sample,
             "fits": args.sample, "extrapolated": True, "note": note,
             "check": f"on {args.sample} tasks: {agree:.2%} same predictions, "
                      f"sklearn - ours mean acc = {gap:+.4f}",
@@ -159,11 +164,13 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"q = {args.classes}, alpha = {args.alpha}, k = {args.k}; ours on {dev}, "
             f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
             f"torch {torch.__version__}, {torch.get_num_threads()} torch threads.\n\n")
-    lines = ["| probe | ours (s) | sklearn loop (s) | speed-up | mean acc | check | sklearn BLAS |",
-             "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    lines = [f"| probe | ours, best of {args.repeats} (s) | ours, median (s) | sklearn loop (s) "
+             "| speed-up | at the median | mean acc | check | sklearn BLAS |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in rows:
         sk = f"{r['sklearn']:.2f}" + (f" (from {r['fits']} fits)" if r["extrapolated"] else "")
-        lines.append(f"| {r['probe']} | {r['ours']:.3f} | {sk} | {r['sklearn'] / r['ours']:.3g}x "
+        lines.append(f"| {r['probe']} | {r['ours']:.3f} | {r['ours_median']:.3f} | {sk} "
+                     f"| {r['sklearn'] / r['ours']:.3g}x | {r['sklearn'] / r['ours_median']:.3g}x "
                      f"| {r['mean_acc']:.3f} | {r['check']} | {r['note']} |")
     return head + "\n".join(lines)
 
@@ -178,7 +185,8 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=3, help="best-of repeats for ridge (ours)")
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="timed calls of ours per probe (best and median reported)")
     ap.add_argument("--sample", type=int, default=8, help="sklearn fits timed for knn/logistic")
     ap.add_argument("--skip", nargs="*", default=[], choices=["knn", "logistic"])
     args = ap.parse_args()
