@@ -391,3 +391,15 @@ def test_fit_warns_nothing_and_device_argument() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             probe_tasks(x, _tasks(x, 2, 2, 0), device="cuda")
+
+
+def test_class_sum_blocks_balance_the_workers() -> None:
+    from tp_harness._probe_kernels import _busiest, plan_groups
+
+    g, b = plan_groups(10, 384, 8, 256, 2)
+    assert g == 2 and _busiest(128, b, 2) == 64  # 128 groups split evenly
+    assert plan_groups(10, 384, 8, 256, 1) == (2, 10)  # one worker: the largest block
+    for s in (1, 7, 100, 257, 1000):
+        g, b = plan_groups(3, 64, 8, s, 2)
+        groups = -(-s // g)
+        assert 1 <= b and _busiest(groups, b, 2) <= -(-groups // 2) + b

@@ -99,9 +99,10 @@ def _class_sums_compiled(m: torch.Tensor, y: torch.Tensor, q: int) -> torch.Tens
     """:func:`class_sums` by the numba kernel. -> (S·q, p) in m's dtype."""
     kern = _jit.kernels("_probe_kernels")
     out = torch.empty(y.shape[0] * q, m.shape[1], dtype=m.dtype)
-    group, groups = kern.plan_groups(q, m.shape[1], m.element_size())
+    workers = _jit.sync_threads()
+    group, groups = kern.plan_groups(q, m.shape[1], m.element_size(), y.shape[0], workers)
     bad = kern.class_sums(m.contiguous().numpy(), y.contiguous().numpy(), q, group, groups,
-                          _jit.sync_threads(), out.numpy())
+                          workers, out.numpy())
     if bad:
         raise ValueError(f"y has labels outside 0..{q - 1}; labels must be 0..q-1.")
     return out
