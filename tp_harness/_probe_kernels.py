@@ -19,8 +19,8 @@ _ACC_BYTES = 3 << 20  # sums of one block of tasks (L3 resident; 2-4 MiB measure
 _MAX_JOINT = 128  # largest number of joint classes of a group of tasks
 
 
-def plan_groups(q: int, p: int, itemsize: int, num_tasks: int = 0,
-                workers: int = 1) -> tuple[int, int]:
+def plan_groups(q: int, p: int, itemsize: int, num_tasks: int,
+                workers: int) -> tuple[int, int]:
     """(G, B): tasks per group and groups per block for :func:`class_sums`.
 
     A group of ``G`` tasks has ``q^G <= 128`` joint classes, so one pass adds each row
@@ -35,9 +35,7 @@ def plan_groups(q: int, p: int, itemsize: int, num_tasks: int = 0,
     while q ** (g + 1) <= _MAX_JOINT and g < 16:
         g += 1
     b = min(max(1, _ACC_BYTES // (q**g * p * itemsize)), 64)
-    if num_tasks <= 0 or workers <= 1:
-        return g, b
-    groups = -(-num_tasks // g)
+    groups = max(1, -(-num_tasks // g))  # one worker: every size ties, the largest wins
     return g, min(range(max(1, b // 2), b + 1), key=lambda size: (
         _busiest(groups, size, workers), -size))
 

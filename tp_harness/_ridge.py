@@ -30,8 +30,6 @@ def _gram(m: torch.Tensor) -> torch.Tensor:
     """
     p = m.shape[1]
     k = max(1, round(p / _GRAM_BLOCK))
-    if k == 1:
-        return _symmetric(m.T @ m)
     edges = [round(a * p / k) for a in range(k + 1)]
     gram = torch.empty(p, p, dtype=m.dtype, device=m.device)
     for lo, hi in pairwise(edges):
