@@ -403,3 +403,12 @@ def test_class_sum_blocks_balance_the_workers() -> None:
         g, b = plan_groups(3, 64, 8, s, 2)
         groups = -(-s // g)
         assert 1 <= b and _busiest(groups, b, 2) <= -(-groups // 2) + b
+
+
+def test_majority_rate_rejects_counts_of_another_shape() -> None:
+    from tp_harness.probes import majority_rate
+
+    y = torch.tensor([[0, 1, 1], [2, 2, 0]])
+    np.testing.assert_allclose(majority_rate(y, y, 3).numpy(), [2 / 3, 2 / 3])
+    with pytest.raises(ValueError, match="train_counts has shape"):
+        majority_rate(y, y, 3, train_counts=torch.zeros(2, 2, dtype=torch.long))

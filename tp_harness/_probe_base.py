@@ -68,6 +68,9 @@ def majority_rate(train_tasks: torch.Tensor, test_tasks: torch.Tensor, q: int, *
     train class counts, when already known (a fitted probe's ``class_counts_``).
     """
     counts = class_counts(train_tasks, q) if train_counts is None else train_counts
+    if counts.shape != (train_tasks.shape[0], q):
+        raise ValueError(f"train_counts has shape {tuple(counts.shape)}; it must be "
+                         f"(num_tasks, q) = ({train_tasks.shape[0]}, {q}).")
     majority = counts.argmax(dim=1, keepdim=True)  # (S, 1)
     return (test_tasks == majority).double().mean(dim=1)
 
