@@ -283,15 +283,105 @@ def test_split_is_seeded_disjoint_and_sized() -> None:
     assert not torch.equal(te, train_test_indices(103, 0.25, seed=5)[1])
 
 
+@pytest.mark.parametrize("host", [True, False])
 @pytest.mark.parametrize("p", [1, 5, 127, 144, 300, 385])
-def test_gram_matches_the_full_product_and_is_symmetric(p: int) -> None:
+def test_gram_matches_the_full_product_and_is_symmetric(p: int, host: bool,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both CPU paths: the threaded SYRK on numpy's BLAS and torch's block rows."""
+    from tp_harness import _host_blas
     from tp_harness._ridge import _gram
 
+    if host and not _host_blas.available():
+        pytest.skip("numpy's BLAS cannot be limited (threadpoolctl)")
+    if not host:
+        monkeypatch.setattr(_host_blas, "available", lambda: False)
     m = torch.from_numpy(_features(p, 400, p))
     g = _gram(m)
     assert torch.equal(g, g.T)
     ref = m.numpy().T @ m.numpy()
     np.testing.assert_allclose(g.numpy(), ref, rtol=1e-12, atol=1e-10 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_host_syrk_blocks_and_restores_the_blas_threads(workers: int, dtype: type) -> None:
+    from threadpoolctl import threadpool_info
+
+    from tp_harness import _host_blas
+
+    if not _host_blas.available():
+        pytest.skip("numpy's BLAS cannot be limited (threadpoolctl)")
+    m = _features(workers, 5, 6).astype(dtype)  # fewer rows than some worker counts
+    before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+    a = m[:, ::2].T  # a strided (3, 5) view
+    g = _host_blas.syrk(a, workers)
+    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
+    assert g.shape == (5, 5) and g.dtype == dtype and np.array_equal(g, g.T)
+    ref = a.T.astype(np.float64) @ a.astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(g, ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+def test_host_syrk_without_a_limitable_blas_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tp_harness import _host_blas
+
+    monkeypatch.setattr(_host_blas, "_controller", lambda: None)
+    assert not _host_blas.available()
+    with pytest.raises(RuntimeError, match="threadpoolctl"):
+        _host_blas.syrk(np.ones((3, 2)), 2)
+
+
+def test_split_columns_equals_indexing_and_bincount(backend: str) -> None:
+    from tp_harness._labels import split_columns
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 5, size=(7, 40))
+    y[2] = np.where(y[2] == 4, 0, y[2])  # a class missing from one task
+    train, test = train_test_indices(40, 0.3, seed=1)
+    y_tr, y_te, counts = split_columns(torch.from_numpy(y), train, test, 5)
+    np.testing.assert_array_equal(y_tr.numpy(), y[:, train.numpy()])
+    np.testing.assert_array_equal(y_te.numpy(), y[:, test.numpy()])
+    want = np.stack([np.bincount(t, minlength=5) for t in y[:, train.numpy()]])
+    np.testing.assert_array_equal(counts.numpy(), want)
+    assert y_tr.dtype == y_te.dtype == counts.dtype == torch.int64
+    y[4, int(train[0])] = 5
+    with pytest.raises(ValueError, match=r"outside 0\.\.4"):
+        split_columns(torch.from_numpy(y), train, test, 5)
+
+
+@pytest.mark.parametrize("m", [1, 63, 64, 65, 300])
+@pytest.mark.parametrize("workers", [1, 2, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gather_centered_matches_float64(m: int, workers: int, dtype: type) -> None:
+    from tp_harness import _jit
+
+    if not _jit.enabled():
+        pytest.skip("numba is not installed")
+    kern = _jit.kernels("_probe_kernels")
+    rng = np.random.default_rng(m)
+    x = (rng.normal(size=(400, 9)) * 50 + 1e3).astype(dtype)
+    rows = rng.choice(400, size=m, replace=m > 400)
+    out = np.empty((m, 9))
+    mean = kern.gather_centered(x, rows, out, workers)
+    ref = x[rows].astype(np.float64)
+    np.testing.assert_allclose(mean, ref.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(out, ref - ref.mean(0), rtol=0, atol=1e-10)
+
+
+def test_fit_rows_equals_fit_on_the_gathered_rows(backend: str) -> None:
+    x = _features(8, 200, 12).astype(np.float32)
+    tasks = _tasks(x, 6, 4, 8)
+    rows = torch.from_numpy(np.random.default_rng(0).permutation(200)[:150])
+    xt = torch.from_numpy(x)
+    whole = RidgeProbe(0.5, num_classes=4)._fit(xt[rows], torch.from_numpy(tasks)[:, rows], 4)
+    fused = RidgeProbe(0.5, num_classes=4)._fit_rows(xt, rows, torch.from_numpy(tasks)[:, rows],
+                                                     4)
+    np.testing.assert_allclose(fused.coef_.numpy(), whole.coef_.numpy(), rtol=1e-10,
+                               atol=1e-12)
+    np.testing.assert_allclose(fused.intercept_.numpy(), whole.intercept_.numpy(), rtol=1e-10,
+                               atol=1e-12)
+    assert torch.equal(fused.class_counts_, whole.class_counts_)
+    assert torch.equal(fused.predict(x), whole.predict(x))
 
 
 @pytest.mark.parametrize("cls", [RidgeProbe, LogisticProbe])

@@ -12,16 +12,6 @@ from ._numba_support import njit, prange
 
 
 @njit(parallel=True)
-def take_columns(labels: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``labels[:, idx]`` in parallel over tasks. labels (S, n), idx (m,) -> (S, m)."""
-    out = np.empty((labels.shape[0], idx.shape[0]), dtype=labels.dtype)
-    for s in prange(labels.shape[0]):
-        for j in range(idx.shape[0]):
-            out[s, j] = labels[s, idx[j]]
-    return out
-
-
-@njit(parallel=True)
 def label_counts(labels: np.ndarray, q: int, out: np.ndarray) -> int:
     """``out[s, c] = #{i: labels[s, i] = c}``. labels (S, n), out (S, q) int64.
 
@@ -36,4 +26,28 @@ def label_counts(labels: np.ndarray, q: int, out: np.ndarray) -> int:
                 out[s, c] += 1
             else:
                 bad[s] += 1
+    return int(bad.sum())
+
+
+@njit(parallel=True)
+def split_columns(labels: np.ndarray, train: np.ndarray, test: np.ndarray, q: int,
+                  y_train: np.ndarray, y_test: np.ndarray, counts: np.ndarray) -> int:
+    """``labels[:, train]``, ``labels[:, test]`` and the train label counts, in one pass.
+
+    labels (S, n); train (m1,), test (m2,) int64; y_train (S, m1), y_test (S, m2),
+    counts (S, q) int64 are filled. Returns the number of train labels outside
+    ``0..q-1`` (not counted).
+    """
+    bad = np.zeros(labels.shape[0], dtype=np.int64)
+    for s in prange(labels.shape[0]):
+        counts[s] = 0
+        for j in range(train.shape[0]):
+            c = labels[s, train[j]]
+            y_train[s, j] = c
+            if 0 <= c < q:
+                counts[s, c] += 1
+            else:
+                bad[s] += 1
+        for j in range(test.shape[0]):
+            y_test[s, j] = labels[s, test[j]]
     return int(bad.sum())

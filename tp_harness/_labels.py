@@ -1,4 +1,4 @@
-"""Integer task labels (S, n): class counts and column gathers, compiled on the CPU."""
+"""Integer task labels (S, n): class counts and train/test column splits, compiled on the CPU."""
 
 from __future__ import annotations
 
@@ -25,9 +25,21 @@ def class_counts(y: torch.Tensor, q: int) -> torch.Tensor:
     return out.scatter_add_(1, y, torch.ones_like(y))
 
 
-def take_columns(y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``y[:, idx]`` (S, m) for y (S, n), idx (m,) int64."""
-    if _jit.use_jit(y.device):
-        return torch.from_numpy(_jit.kernels("_label_kernels").take_columns(
-            y.contiguous().numpy(), idx.contiguous().numpy()))
-    return y[:, idx]
+def split_columns(y: torch.Tensor, train: torch.Tensor, test: torch.Tensor,
+                  q: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(y[:, train], y[:, test], class_counts(y[:, train], q))``: (S, m1), (S, m2),
+    (S, q) int64, from one pass over ``y`` on the CPU. Raises ``ValueError`` for train
+    labels outside ``0..q-1``."""
+    if not _jit.use_jit(y.device):
+        y_train = y[:, train]
+        return y_train, y[:, test], class_counts(y_train, q)
+    s = y.shape[0]
+    train_np = np.empty((s, train.numel()), dtype=np.int64)
+    test_np = np.empty((s, test.numel()), dtype=np.int64)
+    counts = np.empty((s, q), dtype=np.int64)
+    bad = _jit.kernels("_label_kernels").split_columns(
+        y.long().contiguous().numpy(), train.contiguous().numpy(), test.contiguous().numpy(),
+        q, train_np, test_np, counts)
+    if bad:
+        raise ValueError(f"tasks have {bad} label(s) outside 0..{q - 1}.")
+    return torch.from_numpy(train_np), torch.from_numpy(test_np), torch.from_numpy(counts)

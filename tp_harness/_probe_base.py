@@ -117,5 +117,11 @@ class _TaskProbe:
              overwrite_x: bool = False) -> _P:
         raise NotImplementedError
 
+    def _fit_rows(self: _P, x: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, q: int, *,
+                  class_counts: torch.Tensor | None = None) -> _P:
+        """``_fit`` on ``x[rows]`` (checked inputs); ``class_counts`` (S, q): y's label
+        counts when known. Probes override it to fuse the row gather into their fit."""
+        return self._fit(x[rows], y, q, overwrite_x=True)  # x[rows] is a private copy
+
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

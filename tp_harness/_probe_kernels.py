@@ -188,3 +188,41 @@ def argmax_checked(products: np.ndarray, bias: np.ndarray, q: int, slack: np.nda
                         arg = c
             out[s, i] = arg
     return int(redone.sum())
+
+
+_MEAN_BLOCK = 64  # rows summed in order before a block sum joins the total
+
+
+@njit(parallel=True, fastmath=FASTMATH)
+def gather_centered(x: np.ndarray, rows: np.ndarray, out: np.ndarray,
+                    workers: int) -> np.ndarray:
+    """``out[i] = x[rows[i]] - μ`` in float64, μ the mean of those rows. Returns μ (d,).
+
+    x (n, d) float32/float64, rows (m,) int64, out (m, d) float64. μ is summed in
+    blocks of 64 rows (each block in row order, the blocks of a worker in order, the
+    workers' sums in order): rounding error about ``(64 + m / 64) ε`` relative.
+    """
+    m, d = rows.shape[0], x.shape[1]
+    blocks = (m + _MEAN_BLOCK - 1) // _MEAN_BLOCK
+    workers = max(1, min(workers, blocks))
+    partial = np.zeros((workers, d), dtype=np.float64)
+    for w in prange(workers):
+        block = np.empty(d, dtype=np.float64)
+        for b in range(w * blocks // workers, (w + 1) * blocks // workers):
+            block[:] = 0.0
+            for i in range(b * _MEAN_BLOCK, min(m, (b + 1) * _MEAN_BLOCK)):
+                src = x[rows[i]]
+                for k in range(d):
+                    block[k] += src[k]
+            for k in range(d):
+                partial[w, k] += block[k]
+    mean = np.zeros(d, dtype=np.float64)
+    for w in range(workers):
+        for k in range(d):
+            mean[k] += partial[w, k]
+    mean /= max(m, 1)
+    for i in prange(m):
+        src = x[rows[i]]
+        for k in range(d):
+            out[i, k] = src[k] - mean[k]
+    return mean

@@ -14,7 +14,7 @@ from itertools import pairwise
 import numpy as np
 import torch
 
-from . import _jit
+from . import _host_blas, _jit
 from ._labels import class_counts
 from ._probe_base import _CHUNK, ArrayLike, _check_alpha, _TaskProbe
 
@@ -22,6 +22,19 @@ _GRAM_BLOCK = 192  # columns per block row of the Gram matrix (96 measured no fa
 
 
 def _gram(m: torch.Tensor) -> torch.Tensor:
+    """``mᵀ m`` (p, p) for m (n, p), exactly symmetric.
+
+    On the CPU a threaded SYRK on numpy's BLAS (:mod:`tp_harness._host_blas`: half the
+    multiply-adds of a product), one row block per torch thread; elsewhere, or when
+    numpy's BLAS cannot be held to one thread, :func:`_torch_gram`.
+    """
+    if m.device.type == "cpu" and m.dtype in (torch.float32, torch.float64) \
+            and _host_blas.available():
+        return torch.from_numpy(_host_blas.syrk(m.numpy(), torch.get_num_threads()))
+    return _torch_gram(m)
+
+
+def _torch_gram(m: torch.Tensor) -> torch.Tensor:
     """``mᵀ m`` (p, p) for m (n, p), exactly symmetric, from about half to 3/4 of a full product.
 
     The columns are cut into ``k`` blocks of about 192; block row ``a`` is
@@ -131,27 +144,45 @@ class RidgeProbe(_TaskProbe):
 
     def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *,
              overwrite_x: bool = False) -> RidgeProbe:
-        alpha = _check_alpha(self.alpha)
         xd = x.double()
         own = overwrite_x or xd.data_ptr() != x.data_ptr()  # a private copy: center in place
-        x = xd
-        n, d = x.shape
-        x_mean = x.mean(dim=0)
-        xc = x.sub_(x_mean) if own else x - x_mean
+        x_mean = xd.mean(dim=0)
+        return self._fit_centered(xd.sub_(x_mean) if own else xd - x_mean, x_mean, y, q)
+
+    def _fit_rows(self, x: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, q: int, *,
+                  class_counts: torch.Tensor | None = None) -> RidgeProbe:
+        """``_fit`` on ``x[rows]``; on the CPU one compiled pass gathers, converts to
+        float64 and centers the rows."""
+        if not (_jit.use_jit(x.device) and x.dtype in (torch.float32, torch.float64)):
+            xd = x[rows].double()
+            x_mean = xd.mean(dim=0)
+            return self._fit_centered(xd.sub_(x_mean), x_mean, y, q, class_counts)
+        kern = _jit.kernels("_probe_kernels")
+        xc = torch.empty(rows.numel(), x.shape[1], dtype=torch.float64)
+        x_mean = kern.gather_centered(x.contiguous().numpy(), rows.contiguous().numpy(),
+                                      xc.numpy(), _jit.sync_threads())
+        return self._fit_centered(xc, torch.from_numpy(x_mean), y, q, class_counts)
+
+    def _fit_centered(self, xc: torch.Tensor, x_mean: torch.Tensor, y: torch.Tensor, q: int,
+                      counts: torch.Tensor | None = None) -> RidgeProbe:
+        """Fit on centered float64 features xc (n, d) with column means x_mean (d,);
+        ``counts`` (S, q): y's label counts when known."""
+        alpha = _check_alpha(self.alpha)
+        n, d = xc.shape
         if d <= n:  # primal: W = Yᵀ Xc (XcᵀXc + αI)⁻¹
             gram = _gram(xc)
             gram.diagonal().add_(alpha)
             w = _psd_solve_rows(gram, class_sums(xc, y, q, rows_sum_to_zero=True))
         else:  # dual: Wᵀ = Xcᵀ (XcXcᵀ + αI)⁻¹ Y  (Y need not be centered: Xcᵀ1 = 0)
-            gram = xc @ xc.T
+            gram = _gram(xc.T)  # (n, n)
             gram.diagonal().add_(alpha)
             w = class_sums(_psd_solve_rows(gram, xc.T).T, y, q)  # (a⁻¹ Xc), a symmetric
-        self.class_counts_ = class_counts(y, q)  # (S, q) int64
+        self.class_counts_ = class_counts(y, q) if counts is None else counts  # (S, q) int64
         y_mean = (self.class_counts_.double() / n).reshape(-1)  # (S·q,)
         self.coef_ = w.reshape(-1, q, d)  # (S, q, d); row s·q + c of w
         self.intercept_ = (y_mean - w @ x_mean).reshape(-1, q)  # (S, q)
         self._x_mean, self._y_mean = x_mean, y_mean.view(-1, q)
-        self._remember(x, q, torch.float64)
+        self._remember(xc, q, torch.float64)
         return self
 
     def decision_function(self, x: ArrayLike) -> torch.Tensor:

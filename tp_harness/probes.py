@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ._knn import KNNProbe, vote
-from ._labels import take_columns
+from ._labels import split_columns
 from ._logistic import LogisticProbe
 from ._probe_base import _check_alpha, as_tasks, majority_rate
 from ._ridge import RidgeProbe, class_sums
@@ -146,16 +146,16 @@ def probe_tasks(features: ArrayLike, tasks: ArrayLike, *, probe: str = "ridge",
     train, test = (i.to(dev) for i in train_test_indices(x.shape[0], test_fraction, seed))
     if probe == "knn" and k > train.numel():
         raise ValueError(f"k={k} is larger than the {train.numel()} training examples.")
-    y_train, y_test = take_columns(y, train), take_columns(y, test)
-    est._fit(x[train], y_train, q, overwrite_x=True)  # checked inputs; x[train] is a copy
+    y_train, y_test, train_counts = split_columns(y, train, test, q)
+    est._fit_rows(x, train, y_train, q, class_counts=train_counts)  # checked inputs
     pred = est._predict(x[test].to(est._dtype))  # (S, n_test)
     settings = {"alpha": float(alpha), "k": int(k), "test_fraction": float(test_fraction),
                 "seed": int(seed), "device": str(dev)}
     return ProbeResult(
         probe=probe,
         accuracy=(pred == y_test).double().mean(dim=1).cpu().numpy(),
-        majority_rate=majority_rate(y_train, y_test, q, train_counts=getattr(
-            est, "class_counts_", None)).cpu().numpy(),
+        majority_rate=majority_rate(y_train, y_test, q,
+                                    train_counts=train_counts).cpu().numpy(),
         predictions=pred.cpu().numpy(),
         train_indices=train.cpu().numpy(),
         test_indices=test.cpu().numpy(),

@@ -1,0 +1,79 @@
+"""A threaded SYRK on the host BLAS (numpy's), for the CPU Gram of the ridge probes.
+
+Torch has no SYRK: its ``m.T @ m`` is a full GEMM. numpy's ``a.T @ a`` is a BLAS SYRK
+(half the multiply-adds, the upper triangle copied down, so exactly symmetric), and
+on the 2-core AMD machine of ``benchmarks/`` OpenBLAS's SYRK takes 18-21 ms for
+(7500, 384) float64 where torch's MKL takes 28-34 ms for :func:`tp_harness._ridge._gram`.
+
+numpy's BLAS must not run its own thread pool here: OpenBLAS's idle workers spin
+(``sched_yield``) for about 0.1 s after each call, and the numba and torch kernels
+that follow on the same cores run up to 1.7x slower (measured: the class sums take
+105-125 ms right after a threaded SYRK, 63-71 ms otherwise). So the rows are cut into
+one block per torch thread, each block's SYRK runs on single-threaded BLAS (a
+``threadpoolctl`` limit for the duration of the call) in a worker thread (numpy
+releases the GIL), and the block Grams are added in block order.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+_LOCK = threading.Lock()  # one limit at a time: threadpoolctl's limits are process-wide
+
+
+@functools.cache
+def _controller() -> Any | None:
+    """threadpoolctl's controller of the BLAS libraries numpy has loaded, or None
+    (threadpoolctl missing, or no BLAS it can limit)."""
+    if importlib.util.find_spec("threadpoolctl") is None:
+        return None
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    return blas if blas.lib_controllers else None
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tp-harness-syrk")
+
+
+def available() -> bool:
+    """True when numpy's BLAS can be held to one thread (so :func:`syrk` can run)."""
+    return _controller() is not None
+
+
+def _block_gram(m: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    block = np.ascontiguousarray(m[lo:hi])  # a SYRK needs one buffer for both operands
+    return block.T @ block
+
+
+def syrk(m: np.ndarray, workers: int) -> np.ndarray:
+    """``mᵀ m`` (p, p) for m (n, p) float32/float64, exactly symmetric.
+
+    ``workers`` row blocks (``np.array_split`` sizes), one single-threaded SYRK each in
+    parallel, summed in block order; the result depends on ``workers`` only through
+    rounding. Raises ``RuntimeError`` when :func:`available` is False.
+    """
+    ctl = _controller()
+    if ctl is None:
+        raise RuntimeError("the host BLAS cannot be limited to one thread "
+                           "(install threadpoolctl); use torch for the Gram.")
+    n = m.shape[0]
+    parts = max(1, min(int(workers), n))
+    edges = [n * k // parts for k in range(parts + 1)]
+    with _LOCK, ctl.limit(limits=1):
+        if parts == 1:
+            return _block_gram(m, 0, n)
+        grams = list(_pool(parts).map(_block_gram, [m] * parts, edges[:-1], edges[1:]))
+    out = grams[0]
+    for g in grams[1:]:
+        out += g
+    return out
+
