@@ -322,6 +322,28 @@ def test_host_syrk_blocks_and_restores_the_blas_threads(workers: int, dtype: typ
     np.testing.assert_allclose(g, ref, rtol=tol, atol=tol * np.abs(ref).max())
 
 
+def _child_syrk() -> bool:
+    from tp_harness import _host_blas
+
+    m = np.arange(12.0).reshape(6, 2)
+    return bool(np.allclose(_host_blas.syrk(m, 2), m.T @ m))
+
+
+def test_host_syrk_works_in_a_forked_child() -> None:
+    """The worker threads are per process (the parent's do not exist in a forked child)."""
+    import multiprocessing
+
+    from tp_harness import _host_blas
+
+    if not _host_blas.available() or "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs threadpoolctl and fork")
+    assert _child_syrk()  # the parent's pool now exists
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            assert pool.apply_async(_child_syrk).get(timeout=60)
+
+
 def test_host_syrk_without_a_limitable_blas_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     from tp_harness import _host_blas
 

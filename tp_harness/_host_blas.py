@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -40,7 +41,9 @@ def _controller() -> Any | None:
 
 
 @functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
+def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
+    """Worker threads, per process: a forked child gets its own (the parent's threads
+    do not exist there)."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tp-harness-syrk")
 
 
@@ -71,7 +74,8 @@ def syrk(m: np.ndarray, workers: int) -> np.ndarray:
     with _LOCK, ctl.limit(limits=1):
         if parts == 1:
             return _block_gram(m, 0, n)
-        grams = list(_pool(parts).map(_block_gram, [m] * parts, edges[:-1], edges[1:]))
+        pool = _pool(parts, os.getpid())
+        grams = list(pool.map(_block_gram, [m] * parts, edges[:-1], edges[1:]))
     out = grams[0]
     for g in grams[1:]:
         out += g
