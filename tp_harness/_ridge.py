@@ -2,9 +2,10 @@
 
 Per task exactly ``sklearn.linear_model.Ridge(alpha)`` on one-hot targets (X and Y
 centered on the train set, intercept not penalised): the primal ``d x d`` or the dual
-``n_train x n_train`` system, whichever is smaller, Cholesky in float64; class sums
-of the targets from a compiled kernel on the CPU; predictions from float32 scores
-whose decisions are certified or redone in float64 (``docs/probes.md``).
+``n_train x n_train`` system, whichever is smaller, Cholesky in float64; on the CPU the
+Gram by a SYRK on numpy's BLAS, the centered train rows and the class sums of the
+targets from compiled kernels; predictions from float32 scores whose decisions are
+certified or redone in float64 (``docs/probes.md``).
 """
 
 from __future__ import annotations
