@@ -292,7 +292,7 @@ def test_gram_matches_the_full_product_and_is_symmetric(p: int, host: bool,
     from tp_harness._ridge import _gram
 
     if host and not _host_blas.available():
-        pytest.skip("numpy's BLAS cannot be limited (threadpoolctl)")
+        pytest.skip("threadpoolctl cannot limit numpy's BLAS")
     if not host:
         monkeypatch.setattr(_host_blas, "available", lambda: False)
     m = torch.from_numpy(_features(p, 400, p))
@@ -310,7 +310,7 @@ def test_host_syrk_blocks_and_restores_the_blas_threads(workers: int, dtype: typ
     from tp_harness import _host_blas
 
     if not _host_blas.available():
-        pytest.skip("numpy's BLAS cannot be limited (threadpoolctl)")
+        pytest.skip("threadpoolctl cannot limit numpy's BLAS")
     m = _features(workers, 5, 6).astype(dtype)  # fewer rows than some worker counts
     before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
     a = m[:, ::2].T  # a strided (3, 5) view
@@ -349,7 +349,7 @@ def test_host_syrk_without_a_limitable_blas_says_so(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(_host_blas, "_controller", lambda: None)
     assert not _host_blas.available()
-    with pytest.raises(RuntimeError, match="threadpoolctl"):
+    with pytest.raises(RuntimeError, match="threadpoolctl finds no BLAS"):
         _host_blas.syrk(np.ones((3, 2)), 2)
 
 

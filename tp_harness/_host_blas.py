@@ -17,7 +17,6 @@ releases the GIL), and the block Grams are added in block order.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -30,10 +29,8 @@ _LOCK = threading.Lock()  # one limit at a time: threadpoolctl's limits are proc
 
 @functools.cache
 def _controller() -> Any | None:
-    """threadpoolctl's controller of the BLAS libraries numpy has loaded, or None
-    (threadpoolctl missing, or no BLAS it can limit)."""
-    if importlib.util.find_spec("threadpoolctl") is None:
-        return None
+    """threadpoolctl's controller of the BLAS libraries numpy has loaded, or None when
+    it finds none it can limit (imported on first use: it scans the loaded libraries)."""
     from threadpoolctl import ThreadpoolController
 
     blas = ThreadpoolController().select(user_api="blas")
@@ -66,8 +63,8 @@ def syrk(m: np.ndarray, workers: int) -> np.ndarray:
     """
     ctl = _controller()
     if ctl is None:
-        raise RuntimeError("the host BLAS cannot be limited to one thread "
-                           "(install threadpoolctl); use torch for the Gram.")
+        raise RuntimeError("threadpoolctl finds no BLAS of numpy's that it can limit to "
+                           "one thread; use torch for the Gram.")
     n = m.shape[0]
     parts = max(1, min(int(workers), n))
     edges = [n * k // parts for k in range(parts + 1)]

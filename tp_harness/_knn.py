@@ -9,6 +9,7 @@ from ._validation import check_positive_int
 
 _EPS = 1e-12
 
+
 def _normalize_rows(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(_EPS)
 
@@ -47,8 +48,8 @@ class KNNProbe(_TaskProbe):
         self.batch_size = batch_size
         self.device = device
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *,
-             overwrite_x: bool = False) -> KNNProbe:
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *, overwrite_x: bool = False,
+             class_counts: torch.Tensor | None = None) -> KNNProbe:
         k = check_positive_int(self.k, "k")
         if k > x.shape[0]:
             raise ValueError(f"k={k} is larger than the {x.shape[0]} training examples.")

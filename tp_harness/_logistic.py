@@ -6,11 +6,12 @@ import math
 
 import torch
 
-from ._labels import class_counts
+from ._labels import class_counts as count_labels
 from ._probe_base import ArrayLike, _check_alpha, _TaskProbe
 from ._validation import check_positive_int
 
 _LOGIT_CHUNK = 1 << 25  # logits per L-BFGS block of tasks (n · tasks · q)
+
 
 class LogisticProbe(_TaskProbe):
     """Multinomial logistic regression for ``S`` tasks, optimised together by L-BFGS.
@@ -38,14 +39,14 @@ class LogisticProbe(_TaskProbe):
         self.num_classes = num_classes
         self.device = device
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *,
-             overwrite_x: bool = False) -> LogisticProbe:
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *, overwrite_x: bool = False,
+             class_counts: torch.Tensor | None = None) -> LogisticProbe:
         alpha = _check_alpha(self.alpha, positive=True)
         max_iter = check_positive_int(self.max_iter, "max_iter")
         self.mean_ = x.mean(dim=0)
         std = x.std(dim=0, unbiased=False)
         self.scale_ = torch.where(std > 0, std, torch.ones_like(std))
-        self.class_counts_ = class_counts(y, q)  # (S, q) int64
+        self.class_counts_ = count_labels(y, q) if class_counts is None else class_counts
         self.classes_mask_ = self.class_counts_ > 0  # (S, q)
         two = self.classes_mask_.sum(dim=1) == 2
         penalty = alpha * torch.where(two, 2.0, 1.0).to(x.dtype)  # (S,)

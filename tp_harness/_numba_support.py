@@ -60,5 +60,4 @@ def _make_prefetch() -> Callable[..., Any]:
     return prefetch
 
 
-
 prefetch = _make_prefetch()

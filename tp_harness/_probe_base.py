@@ -78,7 +78,8 @@ def majority_rate(train_tasks: torch.Tensor, test_tasks: torch.Tensor, q: int, *
 class _TaskProbe:
     """sklearn-style plumbing shared by the probes: checks in ``fit``/``predict``,
     math in ``_fit(x, y, q)`` / ``_predict(x) -> (S, m)`` on checked tensors.
-    ``_fit(..., overwrite_x=True)`` says ``x`` is a private copy the probe may modify."""
+    ``_fit(..., overwrite_x=True)`` says ``x`` is a private copy the probe may modify;
+    ``class_counts`` (S, q), when given, are y's label counts (not counted again)."""
 
     num_classes: int | None
     device: str | torch.device | None
@@ -114,14 +115,15 @@ class _TaskProbe:
             self._single = False
 
     def _fit(self: _P, x: torch.Tensor, y: torch.Tensor, q: int, *,
-             overwrite_x: bool = False) -> _P:
+             overwrite_x: bool = False, class_counts: torch.Tensor | None = None) -> _P:
         raise NotImplementedError
 
     def _fit_rows(self: _P, x: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, q: int, *,
                   class_counts: torch.Tensor | None = None) -> _P:
-        """``_fit`` on ``x[rows]`` (checked inputs); ``class_counts`` (S, q): y's label
-        counts when known. Probes override it to fuse the row gather into their fit."""
-        return self._fit(x[rows], y, q, overwrite_x=True)  # x[rows] is a private copy
+        """``_fit`` on ``x[rows]`` (checked inputs). Probes override it to fuse the row
+        gather into their fit."""
+        return self._fit(x[rows], y, q, overwrite_x=True,  # x[rows] is a private copy
+                         class_counts=class_counts)
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import _host_blas, _jit
-from ._labels import class_counts
+from ._labels import class_counts as count_labels
 from ._probe_base import _CHUNK, ArrayLike, _check_alpha, _TaskProbe
 
 _GRAM_BLOCK = 192  # columns per block row of the Gram matrix (96 measured no faster)
@@ -27,7 +27,7 @@ def _gram(m: torch.Tensor) -> torch.Tensor:
 
     On the CPU a threaded SYRK on numpy's BLAS (:mod:`tp_harness._host_blas`: half the
     multiply-adds of a product), one row block per torch thread; elsewhere, or when
-    numpy's BLAS cannot be held to one thread, :func:`_torch_gram`.
+    threadpoolctl cannot hold numpy's BLAS to one thread, :func:`_torch_gram`.
     """
     if m.device.type == "cpu" and m.dtype in (torch.float32, torch.float64) \
             and _host_blas.available():
@@ -143,21 +143,20 @@ class RidgeProbe(_TaskProbe):
         self.num_classes = num_classes
         self.device = device
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *,
-             overwrite_x: bool = False) -> RidgeProbe:
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *, overwrite_x: bool = False,
+             class_counts: torch.Tensor | None = None) -> RidgeProbe:
         xd = x.double()
         own = overwrite_x or xd.data_ptr() != x.data_ptr()  # a private copy: center in place
         x_mean = xd.mean(dim=0)
-        return self._fit_centered(xd.sub_(x_mean) if own else xd - x_mean, x_mean, y, q)
+        return self._fit_centered(xd.sub_(x_mean) if own else xd - x_mean, x_mean, y, q,
+                                  class_counts)
 
     def _fit_rows(self, x: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, q: int, *,
                   class_counts: torch.Tensor | None = None) -> RidgeProbe:
         """``_fit`` on ``x[rows]``; on the CPU one compiled pass gathers, converts to
         float64 and centers the rows."""
         if not (_jit.use_jit(x.device) and x.dtype in (torch.float32, torch.float64)):
-            xd = x[rows].double()
-            x_mean = xd.mean(dim=0)
-            return self._fit_centered(xd.sub_(x_mean), x_mean, y, q, class_counts)
+            return super()._fit_rows(x, rows, y, q, class_counts=class_counts)
         kern = _jit.kernels("_probe_kernels")
         xc = torch.empty(rows.numel(), x.shape[1], dtype=torch.float64)
         x_mean = kern.gather_centered(x.contiguous().numpy(), rows.contiguous().numpy(),
@@ -178,7 +177,7 @@ class RidgeProbe(_TaskProbe):
             gram = _gram(xc.T)  # (n, n)
             gram.diagonal().add_(alpha)
             w = class_sums(_psd_solve_rows(gram, xc.T).T, y, q)  # (a⁻¹ Xc), a symmetric
-        self.class_counts_ = class_counts(y, q) if counts is None else counts  # (S, q) int64
+        self.class_counts_ = count_labels(y, q) if counts is None else counts  # (S, q) int64
         y_mean = (self.class_counts_.double() / n).reshape(-1)  # (S·q,)
         self.coef_ = w.reshape(-1, q, d)  # (S, q, d); row s·q + c of w
         self.intercept_ = (y_mean - w @ x_mean).reshape(-1, q)  # (S, q)
