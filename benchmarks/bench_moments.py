@@ -51,7 +51,7 @@ def _data(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
 
 def dense_moments(x: torch.Tensor, p: torch.Tensor, t: float) -> tuple[float, float]:
     """What the reference code does: full n x n float32 matrices, then reductions."""
-    from tp_harness.kernels import centered_cosine
+    from tp_harness.core.kernels import centered_cosine
 
     zx, zp = centered_cosine(x), centered_cosine(p)
     m = zx @ zx.T
@@ -65,8 +65,8 @@ def dense_moments(x: torch.Tensor, p: torch.Tensor, t: float) -> tuple[float, fl
 def tile_matmul_seconds(x: torch.Tensor, p: torch.Tensor, block: int,
                         device: torch.device) -> tuple[float, float]:
     """Time only the tile products of the streaming pass. Returns (seconds, flops)."""
-    from tp_harness.kernels import centered_cosine
-    from tp_harness.moments import tile_plan
+    from tp_harness.core.kernels import centered_cosine
+    from tp_harness.core.moments import tile_plan
 
     zx, zp = centered_cosine(x), centered_cosine(p)
     tiles = tile_plan(x.shape[0], block, symmetric=True)
@@ -85,7 +85,7 @@ def tile_matmul_seconds(x: torch.Tensor, p: torch.Tensor, block: int,
 def run_one(impl: str, n: int, device_name: str, block: int | None) -> dict[str, float]:
     """Body of one subprocess: time one implementation at one n."""
     from tp_harness import task_prior_moments
-    from tp_harness.moments import default_block_size
+    from tp_harness.core.moments import default_block_size
 
     device = torch.device(device_name)
     x, p = _data(n, device)

@@ -35,7 +35,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from tp_harness.probes import probe_tasks, train_test_indices
+from tp_harness.core.probes import probe_tasks, train_test_indices
 
 
 def make_data(n: int, d: int, num_tasks: int, q: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from tp_harness.kernels import centered_cosine
-from tp_harness.sampling import sample_tasks
+from tp_harness.core.kernels import centered_cosine
+from tp_harness.core.sampling import sample_tasks
 
 
 def numpy_loop_task(z: np.ndarray, num_classes: int, temperature: float,

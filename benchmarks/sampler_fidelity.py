@@ -22,8 +22,8 @@ import time
 import numpy as np
 import torch
 
-from tp_harness.kernels import centered_cosine
-from tp_harness.sampling import sample_tasks
+from tp_harness.core.kernels import centered_cosine
+from tp_harness.core.sampling import sample_tasks
 
 SWEEPS = (1, 2, 5, 10, 20)
 

@@ -106,7 +106,7 @@ def select_layers(arrays: Mapping[str, np.ndarray], base: str,
 def add_projections(reps: dict[str, np.ndarray], sources: Mapping[str, np.ndarray],
                     projections: Sequence[tuple[str, int]], seed: int) -> dict[str, np.ndarray]:
     """Append ``rp{dim}({source})``: seeded Gaussian random projections of ``sources``."""
-    from tp_harness.features import random_projection
+    from tp_harness.evaluation.features import random_projection
 
     for i, (src, dim) in enumerate(projections):
         x = np.asarray(sources[src], dtype=np.float32)
@@ -118,7 +118,7 @@ def add_projections(reps: dict[str, np.ndarray], sources: Mapping[str, np.ndarra
 
 def frobenius_norm(x: np.ndarray, kernel: str = "centered_cosine") -> float:
     """``||K||_F`` of the kernel of ``x`` (computed from the factor, no n x n matrix)."""
-    from tp_harness.kernels import build_kernel
+    from tp_harness.core.kernels import build_kernel
 
     return float(build_kernel(np.asarray(x, dtype=np.float64), kernel).frobenius_norm())
 
@@ -142,7 +142,7 @@ def closed_form(reps: Mapping[str, np.ndarray], prior: Any, temperatures: Sequen
 def sample_task_sets(prior: np.ndarray, temperatures: Sequence[float], num_classes: Sequence[int],
                      s: StudySettings) -> dict[tuple[float, int], tuple[np.ndarray, dict]]:
     """``{(T, q): (tasks (S, n) int64, sampler info)}`` from the prior at temperature T."""
-    from tp_harness.sampling import sample_tasks_with_info
+    from tp_harness.core.sampling import sample_tasks_with_info
 
     out = {}
     for t in temperatures:
@@ -192,11 +192,11 @@ def run_probe(x: np.ndarray, tasks: np.ndarray, probe: str, s: StudySettings, *,
     * ``ridge_tuned``: ridge on standardised features; alpha from ``probe_alphas``
       maximising the mean accuracy over tasks on an inner split of the *training* rows
       (the test rows are never seen; :func:`ridge_path_accuracy`), shared by all tasks
-      of the set, then :func:`tp_harness.probes.probe_tasks` with that alpha;
+      of the set, then :func:`tp_harness.core.probes.probe_tasks` with that alpha;
     * ``ridge_raw``: ridge on the features as given, ``alpha = raw_alpha`` (the harness);
     * ``knn``: cosine kNN with ``knn_k`` neighbours (scale-free).
     """
-    from tp_harness.probes import probe_tasks, train_test_indices
+    from tp_harness.core.probes import probe_tasks, train_test_indices
 
     tasks = np.asarray(tasks).reshape(-1, np.shape(tasks)[-1])
     common = {"test_fraction": s.test_fraction, "seed": seed}
@@ -259,7 +259,7 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def baselines(reps: Mapping[str, np.ndarray], prior: np.ndarray,
               labels: np.ndarray | None) -> dict[str, dict[str, float]]:
     """RankMe, linear CKA with the prior, kernel-target alignment with the labels."""
-    from tp_harness import baselines as bl
+    from tp_harness.core import baselines as bl
 
     out = {}
     for name, x in reps.items():
@@ -273,7 +273,7 @@ def baselines(reps: Mapping[str, np.ndarray], prior: np.ndarray,
 def correlate(x: Mapping[str, float], y: Mapping[str, float], names: Sequence[str], *,
               bootstrap: int, seed: int) -> dict[str, Any]:
     """Pearson/Spearman of x vs y over ``names`` with percentile bootstrap 95% CIs."""
-    from tp_harness.stats import correlation_with_ci
+    from tp_harness.core.stats import correlation_with_ci
 
     xs = np.array([x[n] for n in names], dtype=np.float64)
     ys = np.array([y[n] for n in names], dtype=np.float64)
@@ -659,7 +659,7 @@ def plot_labels(res: Mapping[str, Any], path: Path) -> Path | None:
 
 def plot_layers(res: Mapping[str, Any], path: Path, *, t: float, q: int) -> Path:
     """Per layer: closed-form means (each variant), probe accuracies, true-label accuracy."""
-    from tp_harness.plots import split_layer
+    from tp_harness.evaluation.embed.spec import split_layer
 
     plt = _pyplot()
     probe = _primary(res)
@@ -722,11 +722,11 @@ def write_figures(res: Mapping[str, Any], folder: Path) -> list[str]:
 def load_representations(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], np.ndarray,
                                                             np.ndarray, dict[str, float]]:
     """Embed (through the cache) and derive the representation set; prior; labels; timings."""
-    from tp_harness import representations
-    from tp_harness.config import Config
-    from tp_harness.data import load_data
-    from tp_harness.distributed import init_context
-    from tp_harness.features import tfidf_lsa
+    from tp_harness.evaluation import representations
+    from tp_harness.evaluation.config import Config
+    from tp_harness.evaluation.data import load_data
+    from tp_harness.evaluation.distributed import init_context
+    from tp_harness.evaluation.features import tfidf_lsa
 
     cfg = Config(batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
                  cache_dir=args.cache_dir)

@@ -47,7 +47,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if request.param == "torch":
         monkeypatch.setenv("TP_HARNESS_NO_JIT", "1")
     else:
-        from tp_harness import _jit
+        from tp_harness.core import compiled as _jit
 
         if not _jit.enabled():
             pytest.skip("numba is not installed")
@@ -216,8 +216,8 @@ def text_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def text_data(text_csv: Path):  # -> DataBundle
-    """The 14 test sentences as a :class:`~tp_harness.data.DataBundle`."""
-    from tp_harness.data import load_data
+    """The 14 test sentences as a :class:`~tp_harness.evaluation.data.DataBundle`."""
+    from tp_harness.evaluation.data import load_data
 
     return load_data(str(text_csv))
 
@@ -225,6 +225,6 @@ def text_data(text_csv: Path):  # -> DataBundle
 @pytest.fixture(scope="session")
 def image_data():  # -> DataBundle
     """12 scikit-learn digits (8x8 grayscale) as a DataBundle."""
-    from tp_harness.data import load_data
+    from tp_harness.evaluation.data import load_data
 
     return load_data("bundled:digits", num_examples=12, seed=0)

@@ -74,7 +74,7 @@ def test_add_batch_equals_one_call(tmp_path: Path) -> None:
 
 
 def test_default_temperature_is_the_harness_default(tmp_path: Path) -> None:
-    from tp_harness.config import Config
+    from tp_harness.evaluation.config import Config
 
     x, p = _data(10)
     (t,) = Config().temperatures

@@ -134,8 +134,8 @@ def test_run_probe_tuned_ignores_feature_scale(vs):
 
 
 def test_ridge_path_matches_library_ridge(vs):
-    """The alpha path equals tp_harness.probes' ridge (itself checked against sklearn)."""
-    from tp_harness.probes import probe_tasks, train_test_indices
+    """The alpha path equals tp_harness.core.probes' ridge (itself checked against sklearn)."""
+    from tp_harness.core.probes import probe_tasks, train_test_indices
 
     reps, _, labels = _synthetic()
     x = reps["toy@layer1"]

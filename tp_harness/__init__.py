@@ -1,18 +1,41 @@
 """tp-harness: score representation models over the whole space of tasks (Task Priors).
 
-The math is importable without transformers/datasets/accelerate: kernels, moments,
-sampling, probes and baselines need only torch and numpy.
+The house has three floors (``docs/architecture.md``): :mod:`tp_harness.core` (the
+math: kernels, moments, sampling, probes, baselines; torch and numpy only),
+:mod:`tp_harness.evaluation` (config, data, embedding, pipeline) and
+:mod:`tp_harness.publishing` (run folder, report, Hub, leaderboard), with
+:mod:`tp_harness.cli` on top. ``import tp_harness`` loads the core only; ``run``,
+``Config``, ``load_config`` and ``Results`` are imported on first access.
 """
 
-from .config import Config, load_config
-from .kernels import Kernel, build_kernel, build_kernels, kernel_names
-from .moments import MomentResult, task_prior_moments
-from .pipeline import run
-from .probes import ProbeResult, probe_tasks
-from .results import Results
-from .sampling import sample_tasks, sample_tasks_with_info
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .core import kernels
+from .core.kernels import Kernel, build_kernel, build_kernels, kernel_names
+from .core.moments import MomentResult, task_prior_moments
+from .core.probes import ProbeResult, probe_tasks
+from .core.sampling import sample_tasks, sample_tasks_with_info
 
 __version__ = "0.1.0"
+
+_LAZY = {"Config": "config", "load_config": "config", "run": "pipeline", "Results": "results"}
+
+
+def __getattr__(name: str) -> Any:
+    """``run``, ``Config``, ``load_config``, ``Results``: the evaluation floor, on first use."""
+    if name in _LAZY:
+        module = importlib.import_module(f".evaluation.{_LAZY[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [
@@ -25,6 +48,7 @@ __all__ = [
     "build_kernel",
     "build_kernels",
     "kernel_names",
+    "kernels",
     "load_config",
     "probe_tasks",
     "run",

@@ -1,4 +1,9 @@
-"""Command line: ``tp-harness <command>``. One function per subcommand, no logic here."""
+"""Command line: ``tp-harness <command>``. One function per subcommand, no logic here.
+
+``evaluate`` composes the floors: :func:`tp_harness.evaluation.run` (compute, writes
+nothing) -> :func:`tp_harness.publishing.write_outputs` (the run folder) ->
+:func:`tp_harness.publishing.push_run` (the Hub). Choices come from the registries.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .core.kernels import NORMALIZATIONS, kernel_names
+from .core.probes import probe_names
+
+_NORMALIZE_CHOICES = [n or "none" for n in NORMALIZATIONS]
+_DTYPE_CHOICES = ["float32", "bfloat16", "float16"]
+
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .evaluation.demo import run_demo
 
     print(run_demo(args.temperature, device=args.device))
     return 0
@@ -21,41 +32,40 @@ def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_demo)
 
 
+_OVERRIDE_KEYS = (
+    "models", "priors", "prior_weights", "dataset", "dataset_config", "split", "text_column",
+    "image_column", "label_column", "num_examples", "temperatures", "num_tasks", "num_classes",
+    "task_temperature", "gibbs_sweeps", "probes", "model_kernel", "prior_kernel", "normalize",
+    "output_dir", "cache_dir", "seed", "device", "batch_size", "max_length", "dtype",
+    "push_to_hub", "block_size", "min_class_fraction")
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
     """CLI flags that override suite keys (unset flags are None and ignored)."""
-    keys = ("models", "priors", "prior_weights", "dataset", "dataset_config", "split",
-            "text_column", "image_column", "label_column", "num_examples", "temperatures",
-            "num_tasks", "num_classes", "task_temperature", "gibbs_sweeps", "probes",
-            "model_kernel", "prior_kernel", "normalize", "output_dir", "cache_dir", "seed",
-            "device", "batch_size", "max_length", "dtype", "push_to_hub", "block_size",
-            "min_class_fraction")
-    out = {k: getattr(args, k, None) for k in keys}
+    out = {k: getattr(args, k, None) for k in _OVERRIDE_KEYS}
     if args.trust_remote_code:
         out["trust_remote_code"] = True
     return out
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .pipeline import run
-    from .report import ranked_tables
+    from .evaluation.config import load_config
+    from .evaluation.pipeline import run
+    from .publishing.report import ranked_tables
+    from .publishing.run_folder import write_outputs
 
     config = load_config(args.suite, _overrides(args))
     results = run(config, progress=not args.no_progress)
-    if _is_main():
-        print(ranked_tables(results.to_dict()))
-        print(f"results: {config.output_dir}/results.json  summary: {config.output_dir}/summary.md")
-        if "push" in results.extras:
-            from .hub import push_report
+    if not results.is_main:
+        return 0
+    write_outputs(results, config.output_dir)
+    print(ranked_tables(results.to_dict()))
+    print(f"results: {config.output_dir}/results.json  summary: {config.output_dir}/summary.md")
+    if config.push_to_hub:
+        from .publishing.hub import push_report, push_run
 
-            print(push_report(results.extras["push"]))
+        print(push_report(push_run(config.output_dir, config.push_to_hub)))
     return 0
-
-
-def _is_main() -> bool:
-    import os
-
-    return os.environ.get("RANK", "0") == "0"
 
 
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
@@ -80,10 +90,10 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gibbs-sweeps", type=int, default=None)
     p.add_argument("--min-class-fraction", type=float, default=None,
                    help="redraw sampled tasks whose smallest class is below this fraction")
-    p.add_argument("--probe", dest="probes", action="append", choices=["ridge", "knn", "logistic"])
-    p.add_argument("--model-kernel", default=None)
-    p.add_argument("--prior-kernel", default=None)
-    p.add_argument("--normalize", default=None, choices=["frobenius"])
+    p.add_argument("--probe", dest="probes", action="append", choices=probe_names())
+    p.add_argument("--model-kernel", default=None, choices=kernel_names())
+    p.add_argument("--prior-kernel", default=None, choices=kernel_names())
+    p.add_argument("--normalize", default=None, choices=_NORMALIZE_CHOICES)
     p.add_argument("--output-dir", default=None)
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--seed", type=int, default=None)
@@ -91,11 +101,63 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--block-size", type=int, default=None, help="moment tile edge")
     p.add_argument("--max-length", type=int, default=None)
-    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--dtype", default=None, choices=_DTYPE_CHOICES)
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--push-to-hub", default=None, metavar="ORG/NAME")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from .publishing.hub import push_report, push_run
+
+    info = push_run(args.results_dir, args.repo_id, tasks_repo_id=args.tasks_repo_id,
+                    private=args.private)
+    print(push_report(info))
+    return 0
+
+
+def _add_push_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``push`` subcommand: ``tp-harness push RESULTS_DIR --repo-id ORG/NAME ...``."""
+    p = sub.add_parser(
+        "push", help="push a run folder's scores and sampled tasks to the Hugging Face Hub",
+        description="Push RESULTS_DIR (a folder written by `tp-harness evaluate`) to the Hub: "
+                    "results.json, scores.parquet and a card to --repo-id; the sampled tasks "
+                    "to --tasks-repo-id. The token comes from HF_TOKEN or `hf auth login`.")
+    p.add_argument("results_dir", metavar="RESULTS_DIR", help="a run's --output-dir")
+    p.add_argument("--repo-id", required=True, metavar="ORG/NAME",
+                   help="dataset repo for the scores")
+    p.add_argument("--tasks-repo-id", default=None, metavar="ORG/NAME",
+                   help="dataset repo for the sampled tasks (default: <repo-id>-tasks)")
+    p.add_argument("--private", action="store_true", help="create the repos as private")
+    p.set_defaults(func=_cmd_push)
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        print("tp-harness leaderboard: gradio is not installed; "
+              "pip install 'tp-harness[space]'", file=sys.stderr)
+        return 2
+    from .publishing.leaderboard_app import build_app
+
+    build_app(args.source).launch(server_name=args.host, server_port=args.port)
+    return 0
+
+
+def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
+    """``tp-harness leaderboard RESULTS_DIR_OR_REPO [--port P] [--host H]``."""
+    from .publishing.leaderboard import SOURCE_ENV
+
+    p = sub.add_parser("leaderboard", help="browse results in a local Gradio leaderboard")
+    p.add_argument("source", metavar="RESULTS_DIR_OR_REPO", nargs="?", default=None,
+                   help="a run folder, a folder of runs, or a Hub dataset repo id "
+                        f"(default: ${SOURCE_ENV})")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to listen on (0.0.0.0 to share on the network)")
+    p.set_defaults(func=_cmd_leaderboard)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,11 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_evaluate_parser(sub)
     _add_demo_parser(sub)
-    from .hub import add_push_parser
-    from .leaderboard_app import add_leaderboard_parser
-
-    add_push_parser(sub)
-    add_leaderboard_parser(sub)
+    _add_push_parser(sub)
+    _add_leaderboard_parser(sub)
     return parser
 
 

@@ -62,9 +62,13 @@ Examples:
 """
 
 _STORAGE = {"default": "float32", "float32": "float32", "float64": "float64"}
-_ROW_KERNELS = ("centered_cosine", "cosine", "linear", "projection")
 _FIELDS = ("mean", "variance", "std", "mean_per_pair", "variance_per_pair")
 _MAX_VALUES = 1 << 30  # values per Arrow list chunk (int32 offsets)
+
+
+def _row_kernels():
+    """Kernels of row features: the library's factor-kernel registry (rows are examples)."""
+    return tuple(tp_harness.kernels.FACTOR_KERNELS)
 
 
 def _rows(x, dtype, name):
@@ -192,7 +196,7 @@ class TaskPrior(evaluate.Metric):
                  prior_kernel="centered_cosine", normalize=None, method="exact", num_pairs=None,
                  seed=None, block_size=None, device=None):
         for arg, name in (("model_kernel", model_kernel), ("prior_kernel", prior_kernel)):
-            allowed = _ROW_KERNELS + (("label_graph",) if arg == "prior_kernel" else ())
+            allowed = _row_kernels() + (("label_graph",) if arg == "prior_kernel" else ())
             if name not in allowed:
                 raise ValueError(f"task_prior: {arg}={name!r} is not supported by the metric "
                                  f"(rows are examples); use one of {allowed}.")

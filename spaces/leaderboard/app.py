@@ -7,8 +7,8 @@ dataset repo id written by ``tp-harness evaluate --push-to-hub`` (e.g.
 
 import sys
 
-from tp_harness.leaderboard import default_source
-from tp_harness.leaderboard_app import build_app
+from tp_harness.publishing.leaderboard import default_source
+from tp_harness.publishing.leaderboard_app import build_app
 
 demo = build_app(sys.argv[1] if len(sys.argv) > 1 else default_source())
 

@@ -1,0 +1,130 @@
+"""Kernels in factor form against the dense float64 references of ``tests/references``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.references import asymmetric_features
+from tests.references import dense_kernel as dense_reference
+from tp_harness.core.kernels import (
+    FACTOR_KERNELS,
+    Kernel,
+    build_kernel,
+    build_kernels,
+    kernel_names,
+    register_kernel,
+    view_graph,
+    weighted_sum,
+)
+
+
+def _data(seed: int, n: int = 53, d: int = 7) -> np.ndarray:
+    return asymmetric_features(seed, n, d, spread=(0.1, 5.0), offset=3.0)
+
+
+@pytest.mark.parametrize("kernel", list(FACTOR_KERNELS))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_factor_kernels_match_dense(kernel: str, seed: int) -> None:
+    x = _data(seed)
+    k = build_kernel(x, kernel)
+    np.testing.assert_allclose(k.to_dense().numpy(), dense_reference(x, kernel), atol=1e-10)
+
+
+def test_projection_rank_deficient() -> None:
+    x = _data(3, n=40, d=3)
+    x = np.concatenate([x, x[:, :1] * 2.0], axis=1)  # rank 3 after centering
+    k = build_kernel(x, "projection")
+    assert k.rank == 3
+    np.testing.assert_allclose(k.to_dense().numpy(), dense_reference(x, "projection"), atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", ["centered_cosine", "cosine"])
+def test_zero_rows_never_nan(kernel: str) -> None:
+    x = _data(4)
+    x[[0, 5]] = 0.0
+    k = build_kernel(x, kernel).to_dense().numpy()
+    assert np.isfinite(k).all()
+    np.testing.assert_allclose(k, dense_reference(x, kernel), atol=1e-10)
+
+
+def test_label_graph_and_view_graph() -> None:
+    y = np.array([3, 1, 3, 7, 1, 1])
+    k = build_kernel(y, "label_graph").to_dense().numpy()
+    np.testing.assert_array_equal(k, (y[:, None] == y[None, :]).astype(float))
+    z = view_graph(3, 2).numpy()
+    idx = np.arange(6) // 2
+    np.testing.assert_array_equal(z @ z.T, (idx[:, None] == idx[None, :]).astype(float))
+    with pytest.raises(ValueError, match="integers"):
+        build_kernel(np.array([0.5, 1.0]), "label_graph")
+
+
+def test_frobenius_normalisation_from_gram() -> None:
+    x = _data(5)
+    k = build_kernel(x, "centered_cosine", normalize="frobenius").to_dense().numpy()
+    ref = dense_reference(x, "centered_cosine")
+    np.testing.assert_allclose(k, ref / np.linalg.norm(ref), atol=1e-12)
+    assert abs(np.linalg.norm(k) - 1.0) < 1e-12
+    with pytest.raises(ValueError, match="all zeros"):
+        build_kernel(np.ones((5, 3)), "centered_cosine", normalize="frobenius")
+
+
+def test_weighted_sum_is_explicit_sum() -> None:
+    a, b = _data(6), _data(7, d=4)
+    k = build_kernels([a, b], ["centered_cosine", "linear"], weights=[0.7, 0.3])
+    ref = 0.7 * dense_reference(a, "centered_cosine") + 0.3 * dense_reference(b, "linear")
+    assert k.is_factor
+    np.testing.assert_allclose(k.to_dense().numpy(), ref, atol=1e-9)
+    # a precomputed component forces a dense sum
+    kd = build_kernels([a, dense_reference(b, "linear")], ["centered_cosine", "precomputed"],
+                       weights=[0.7, 0.3])
+    assert not kd.is_factor
+    np.testing.assert_allclose(kd.to_dense().numpy(), ref, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [([1.0, -0.5], ">= 0"), ([1.0], "2 kernels"), ([0.0, 0.0], "all zero"),
+     ([float("nan"), 1.0], "finite")],
+)
+def test_bad_weights(weights: list[float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        build_kernels([_data(0), _data(1)], "linear", weights=weights)
+
+
+def test_bad_input_messages() -> None:
+    with pytest.raises(ValueError, match="not a known kernel"):
+        build_kernel(_data(0), "rbf2")
+    with pytest.raises(ValueError, match="2-D"):
+        build_kernel(np.ones(5), "linear")
+    with pytest.raises(ValueError, match="empty"):
+        build_kernel(np.ones((0, 3)), "linear")
+    x = _data(0)
+    x[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        build_kernel(x, "cosine", name="model")
+    with pytest.raises(ValueError, match="square"):
+        build_kernel(np.ones((4, 3)), "precomputed")
+    with pytest.raises(ValueError, match="normalize"):
+        build_kernel(_data(0), "linear", normalize="trace")
+    with pytest.raises(TypeError, match="numeric"):
+        build_kernel(np.array([["a", "b"]]), "linear")
+    with pytest.raises(ValueError, match="rows"):
+        build_kernels([_data(0, n=10), _data(1, n=11)], "linear")
+    with pytest.raises(ValueError, match="prior_weights"):
+        build_kernels(_data(0), "linear", weights=[1.0])
+
+
+def test_registry_refuses_duplicates() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_kernel("cosine", lambda x: x)
+    assert set(kernel_names()) >= {"centered_cosine", "label_graph", "precomputed"}
+
+
+def test_kernel_object_contract() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        Kernel("x")
+    z = torch.randn(5, 2, dtype=torch.float64)
+    k = weighted_sum([Kernel("a", factor=z)], [4.0])
+    np.testing.assert_allclose(k.to_dense().numpy(), 4.0 * (z @ z.T).numpy(), atol=1e-12)

@@ -1,0 +1,61 @@
+"""The command line: flags from the registries, and spec options that survive the run defaults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tp_harness import cli
+from tp_harness.core.kernels import NORMALIZATIONS, kernel_names
+from tp_harness.core.probes import PROBES
+
+pytestmark = pytest.mark.usefixtures("offline")
+
+
+def _choices(command: str, flag: str) -> list[str]:
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    action = next(a for a in sub.choices[command]._actions if flag in a.option_strings)
+    return list(action.choices)
+
+
+def test_choices_come_from_the_registries() -> None:
+    assert _choices("evaluate", "--probe") == list(PROBES)
+    assert _choices("evaluate", "--model-kernel") == list(kernel_names())
+    assert _choices("evaluate", "--prior-kernel") == list(kernel_names())
+    assert _choices("evaluate", "--normalize") == [n or "none" for n in NORMALIZATIONS]
+
+
+def test_normalize_none_overrides_a_suite(tmp_path: Path) -> None:
+    from tp_harness.evaluation.config import load_config
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("include: default.yaml\nnormalize: frobenius\n".replace(
+        "default.yaml", str(Path(__file__).resolve().parents[1] / "tasks" / "default.yaml")))
+    args = cli.build_parser().parse_args(["evaluate", "--suite", str(suite), "--normalize",
+                                          "none"])
+    assert load_config(str(suite)).normalize == "frobenius"
+    assert load_config(args.suite, cli._overrides(args)).normalize is None
+
+
+def test_spec_aliases_survive_the_run_defaults(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                               ) -> None:
+    """``bs=8,max_len=64`` is what the run records and what keys the embedding cache."""
+    from tp_harness.evaluation.embed.cache import cache_key
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    code = cli.main(["evaluate", "--model", "bundled:minilm:bs=8,max_len=64", "--prior", "labels",
+                     "--dataset", "bundled:drug_reviews", "--num-examples", "24",
+                     "--num-tasks", "4", "--output-dir", str(out), "--cache-dir", str(cache),
+                     "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads((out / "results.json").read_text())
+    (model,) = [m for m in doc["models"] if m["name"] == "all-MiniLM-L6-v2"]
+    assert (model["batch_size"], model["max_length"]) == (8, 64)
+    assert doc["config"]["batch_size"] == 32 and doc["config"]["max_length"] == 256  # run defaults
+    (meta_path,) = cache.glob("*/meta.json")
+    meta = json.loads(meta_path.read_text())
+    assert meta["key_fields"]["max_length"] == 64
+    assert meta["key"] == cache_key(meta["key_fields"]) == meta_path.parent.name

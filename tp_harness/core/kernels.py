@@ -1,0 +1,333 @@
+"""Kernels in factor form.
+
+Every kernel that can be is carried as a factor ``Z`` of shape ``(n, r)`` with
+``K = Z Zᵀ``; the ``n x n`` matrix is never built. A user-supplied ``n x n``
+matrix (``kernel="precomputed"``) is carried densely. Conventions (see
+``docs/conventions.md``):
+
+* ``centered_cosine(X)``: rows L2-normalised, then column means subtracted, so
+  ``K = H C H`` with ``C`` the cosine matrix and ``H = I - 11ᵀ/n``. The paper's default.
+* ``cosine(X)``: rows L2-normalised, not centered (the authors' ``analyze``).
+* ``linear(X)``: ``K = X Xᵀ`` with ``X`` as given.
+* ``projection(X)``: ``K = U Uᵀ`` with ``U`` the left singular vectors of the
+  column-centered ``X`` (the probe-optimal kernel of Theorem 3.3).
+* ``label_graph(y)``: one-hot factor, ``K_ij = [y_i = y_j]``.
+* ``view_graph(N, V)``: the SSL graph of Proposition 3.7 on ``N·V`` rows.
+
+Zero rows never produce NaN: normalisation divides by ``max(||x||, eps)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .checks import ArrayLike, as_tensor, check_positive_int
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A kernel on ``n`` examples: ``factor`` (n, r) with ``K = Z Zᵀ``, or ``dense`` (n, n)."""
+
+    name: str
+    factor: torch.Tensor | None = None
+    dense: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if (self.factor is None) == (self.dense is None):
+            raise ValueError("Kernel needs exactly one of factor or dense.")
+
+    @property
+    def _tensor(self) -> torch.Tensor:
+        t = self.factor if self.factor is not None else self.dense
+        assert t is not None
+        return t
+
+    @property
+    def n(self) -> int:
+        """Number of examples."""
+        return int(self._tensor.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self._tensor.device
+
+    @property
+    def is_factor(self) -> bool:
+        return self.factor is not None
+
+    @property
+    def rank(self) -> int:
+        """Width ``r`` of the factor (``n`` for a dense kernel)."""
+        return int(self.factor.shape[1]) if self.factor is not None else self.n
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._tensor.dtype
+
+    def tile(self, rows: slice, cols: slice) -> torch.Tensor:
+        """``K[rows, cols]`` of shape (len(rows), len(cols))."""
+        if self.factor is not None:
+            return self.factor[rows] @ self.factor[cols].T
+        assert self.dense is not None
+        return self.dense[rows, cols]
+
+    def entries(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """``K[i_k, j_k]`` for index vectors ``i, j`` of shape (m,)."""
+        if self.factor is not None:
+            return (self.factor[i] * self.factor[j]).sum(dim=1)
+        assert self.dense is not None
+        return self.dense[i, j]
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> Kernel:
+        """Move to ``device`` and cast to ``dtype``."""
+        f = self.factor.to(device=device, dtype=dtype) if self.factor is not None else None
+        d = self.dense.to(device=device, dtype=dtype) if self.dense is not None else None
+        return Kernel(self.name, f, d)
+
+    def frobenius_norm(self) -> float:
+        """``||K||_F`` in float64, from the r x r Gram ``ZᵀZ`` for a factor."""
+        if self.factor is not None:
+            z = self.factor.double()
+            return float(torch.linalg.matrix_norm(z.T @ z)) if z.shape[1] else 0.0
+        assert self.dense is not None
+        return float(torch.linalg.matrix_norm(self.dense.double()))
+
+    def scaled(self, c: float) -> Kernel:
+        """The kernel ``c·K`` (``c >= 0``)."""
+        if self.factor is not None:
+            return Kernel(self.name, self.factor * math.sqrt(c), None)
+        assert self.dense is not None
+        return Kernel(self.name, None, self.dense * c)
+
+    def to_dense(self) -> torch.Tensor:
+        """The n x n matrix (for small n and for summing with a precomputed kernel)."""
+        return self.tile(slice(None), slice(None))
+
+
+def row_normalize(x: torch.Tensor) -> torch.Tensor:
+    """Rows divided by ``max(||x_i||, eps)``; zero rows stay zero (no NaN). (n, d) -> (n, d)."""
+    return x / x.norm(dim=1, keepdim=True).clamp_min(_EPS)
+
+
+def centered_cosine(x: torch.Tensor) -> torch.Tensor:
+    """Factor of ``H C H``: rows normalised, column means subtracted. (n, d) -> (n, d)."""
+    z = row_normalize(x)
+    return z - z.mean(dim=0, keepdim=True)
+
+
+def cosine(x: torch.Tensor) -> torch.Tensor:
+    """Factor of the cosine matrix: rows normalised. (n, d) -> (n, d)."""
+    return row_normalize(x)
+
+
+def linear(x: torch.Tensor) -> torch.Tensor:
+    """The array as given: ``K = X Xᵀ``. (n, d) -> (n, d)."""
+    return x
+
+
+def projection(x: torch.Tensor) -> torch.Tensor:
+    """Left singular vectors ``U`` of the column-centered ``x`` (rank-truncated). (n, d) -> (n, k).
+
+    ``U Uᵀ`` projects onto the span of the centered features (Theorem 3.3's
+    ``V Vᵀ`` in the paper's transposed notation). Computed in float64.
+    """
+    xc = x.double() - x.double().mean(dim=0, keepdim=True)
+    u, s, _ = torch.linalg.svd(xc, full_matrices=False)
+    if s.numel() == 0 or float(s[0]) == 0.0:
+        return u[:, :0].to(x.dtype)
+    tol = float(s[0]) * max(xc.shape) * torch.finfo(torch.float64).eps
+    return u[:, s > tol].to(x.dtype)
+
+
+def label_graph(labels: ArrayLike, *, device: torch.device | None = None) -> torch.Tensor:
+    """One-hot factor ``Y`` (n, q) of a label vector: ``K_ij = [y_i = y_j]``."""
+    y = as_tensor(labels, "labels", ndim=1, device=device)
+    if y.is_floating_point():
+        if not bool((y == y.round()).all()):
+            raise ValueError("labels must be integers (class ids) for the label_graph kernel.")
+        y = y.long()
+    _, inverse = torch.unique(y, return_inverse=True)
+    return torch.nn.functional.one_hot(inverse).to(torch.float64)
+
+
+def view_graph(num_samples: int, num_views: int) -> torch.Tensor:
+    """Factor (N·V, N) of the SSL view graph of Proposition 3.7.
+
+    Rows are ordered sample-major (the V views of sample 0 first), so
+    ``G_ij = [i // V = j // V]``.
+    """
+    n = check_positive_int(num_samples, "num_samples")
+    v = check_positive_int(num_views, "num_views")
+    return torch.eye(n, dtype=torch.float64).repeat_interleave(v, dim=0)
+
+
+FactorFn = Callable[[torch.Tensor], torch.Tensor]
+
+FACTOR_KERNELS: dict[str, FactorFn] = {}
+
+
+def register_kernel(name: str, fn: FactorFn) -> FactorFn:
+    """Add a factor kernel ``fn: (n, d) -> (n, r)`` under ``name``; duplicates are refused."""
+    if name in FACTOR_KERNELS or name in ("label_graph", "precomputed"):
+        raise ValueError(f"kernel {name!r} is already registered.")
+    FACTOR_KERNELS[name] = fn
+    return fn
+
+
+for _name, _fn in (("centered_cosine", centered_cosine), ("cosine", cosine),
+                   ("linear", linear), ("projection", projection)):
+    register_kernel(_name, _fn)
+
+NORMALIZATIONS = (None, "frobenius")
+
+
+def kernel_names() -> tuple[str, ...]:
+    """All names accepted by :func:`build_kernel`."""
+    return (*FACTOR_KERNELS, "label_graph", "precomputed")
+
+
+def check_kernel_name(kernel: str, arg: str) -> str:
+    """Raise ``ValueError`` naming ``arg`` if ``kernel`` is not a known kernel."""
+    if not isinstance(kernel, str) or kernel not in kernel_names():
+        raise ValueError(f"{arg}={kernel!r} is not a known kernel; "
+                         f"choose one of {', '.join(kernel_names())}.")
+    return kernel
+
+
+def build_kernel(x: ArrayLike, kernel: str = "centered_cosine", *, name: str = "x",
+                 normalize: str | None = None,
+                 device: torch.device | None = None) -> Kernel:
+    """Build a :class:`Kernel` from raw input ``x``.
+
+    ``x`` is (n, d) features for a factor kernel, an integer (n,) label vector for
+    ``"label_graph"``, or an (n, n) matrix for ``"precomputed"``. ``normalize=
+    "frobenius"`` divides ``K`` by ``||K||_F`` (from ``ZᵀZ`` for a factor).
+    """
+    check_kernel_name(kernel, f"{name}_kernel")
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize={normalize!r} is not supported; use None or 'frobenius'.")
+    if kernel == "label_graph":
+        out = Kernel(kernel, factor=label_graph(x, device=device))
+    elif kernel == "precomputed":
+        k = as_tensor(x, name, ndim=2, device=device)
+        if k.shape[0] != k.shape[1]:
+            raise ValueError(f"{name} with kernel='precomputed' must be square (n, n); "
+                             f"got shape {tuple(k.shape)}.")
+        out = Kernel(kernel, dense=k if k.is_floating_point() else k.double())
+    else:
+        t = as_tensor(x, name, ndim=2, device=device)
+        t = t if t.is_floating_point() else t.double()
+        out = Kernel(kernel, factor=FACTOR_KERNELS[kernel](t))
+    return frobenius_normalize(out, name) if normalize == "frobenius" else out
+
+
+def frobenius_normalize(k: Kernel, name: str = "kernel") -> Kernel:
+    """``K / ||K||_F``; raises for an all-zero kernel."""
+    norm = k.frobenius_norm()
+    if norm == 0.0:
+        raise ValueError(f"{name}: the kernel is all zeros, so it cannot be Frobenius-"
+                         "normalised (are all rows identical under centering?).")
+    return k.scaled(1.0 / norm)
+
+
+def check_weights(weights: Sequence[float] | None, count: int, arg: str) -> list[float]:
+    """Validate kernel weights: ``count`` finite numbers >= 0, not all zero."""
+    if weights is None:
+        return [1.0] * count
+    w = [float(v) for v in weights]
+    if len(w) != count:
+        raise ValueError(f"{arg} has {len(w)} weights but {count} kernels were given; "
+                         "pass one weight per kernel.")
+    if any(not math.isfinite(v) or v < 0 for v in w):
+        raise ValueError(f"{arg} must be finite and >= 0; got {w}.")
+    if not any(v > 0 for v in w):
+        raise ValueError(f"{arg} are all zero; at least one kernel needs a positive weight.")
+    return w
+
+
+def weighted_sum(kernels: Sequence[Kernel], weights: Sequence[float] | None = None, *,
+                 arg: str = "weights") -> Kernel:
+    """``Σ w_b K_b``: concatenation of ``sqrt(w_b) Z_b``, or a dense sum if any is dense."""
+    if not kernels:
+        raise ValueError("weighted_sum needs at least one kernel.")
+    w = check_weights(weights, len(kernels), arg)
+    n = kernels[0].n
+    for b, k in enumerate(kernels):
+        if k.n != n:
+            raise ValueError(f"kernel {b} has n={k.n} but kernel 0 has n={n}; "
+                             "all kernels in a sum must cover the same examples.")
+    parts = [k.scaled(wb) for k, wb in zip(kernels, w, strict=True) if wb > 0]
+    dtype = _common_dtype([k.dtype for k in parts])
+    name = "+".join(k.name for k in kernels)
+    if all(k.is_factor for k in parts):
+        return Kernel(name, factor=torch.cat([k.factor.to(dtype) for k in parts  # type: ignore[union-attr]
+                                              ], dim=1))
+    dense = torch.zeros(n, n, dtype=dtype, device=parts[0].device)
+    for k in parts:
+        dense += k.to_dense().to(dtype)
+    return Kernel(name, dense=dense)
+
+
+def _common_dtype(dtypes: Sequence[torch.dtype]) -> torch.dtype:
+    return torch.float64 if torch.float64 in dtypes else torch.float32
+
+
+def build_kernels(xs: ArrayLike | Sequence[ArrayLike], kernel: str | Sequence[str], *,
+                  weights: Sequence[float] | None = None, name: str = "prior",
+                  normalize: str | None = None, device: torch.device | None = None) -> Kernel:
+    """One kernel, or the weighted sum of several (``xs`` a list; ``kernel`` one name or one each).
+
+    With ``normalize="frobenius"`` each component is normalised before weighting.
+    """
+    if isinstance(xs, (list, tuple)) and xs and not _is_scalar_row(xs[0]):
+        names = [kernel] * len(xs) if isinstance(kernel, str) else list(kernel)
+        if len(names) != len(xs):
+            raise ValueError(f"{name}_kernel has {len(names)} names for {len(xs)} arrays; "
+                             "pass one name or one per array.")
+        ks = [build_kernel(x, kn, name=f"{name}[{b}]", normalize=normalize, device=device)
+              for b, (x, kn) in enumerate(zip(xs, names, strict=True))]
+        for b, k in enumerate(ks[1:], start=1):
+            if k.n != ks[0].n:
+                raise ValueError(f"{name}[{b}] has {k.n} rows but {name}[0] has {ks[0].n}; "
+                                 "all arrays must describe the same examples.")
+        return weighted_sum(ks, weights, arg=f"{name}_weights")
+    if weights is not None:
+        raise ValueError(f"{name}_weights was given but {name} is a single array; "
+                         f"pass {name} as a list of arrays to weight several kernels.")
+    if not isinstance(kernel, str):
+        raise ValueError(f"{name}_kernel must be one name for a single array; got {kernel!r}.")
+    return build_kernel(xs, kernel, name=name, normalize=normalize, device=device)
+
+
+def _is_scalar_row(x: object) -> bool:
+    """True if ``x`` looks like one number (so the outer list is a label vector)."""
+    if isinstance(x, (int, float, np.number)):
+        return True
+    return isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 0
+
+
+__all__ = [
+    "FACTOR_KERNELS",
+    "Kernel",
+    "build_kernel",
+    "build_kernels",
+    "centered_cosine",
+    "check_kernel_name",
+    "cosine",
+    "frobenius_normalize",
+    "kernel_names",
+    "label_graph",
+    "linear",
+    "projection",
+    "register_kernel",
+    "row_normalize",
+    "view_graph",
+    "weighted_sum",
+]

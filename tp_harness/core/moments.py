@@ -1,0 +1,285 @@
+"""Closed-form task-prior moments (Theorem 3.6), streamed over tiles.
+
+For a model kernel ``M`` and a prior kernel ``K`` on ``n`` examples, over
+ordered pairs ``(i, j)`` including the diagonal::
+
+    mean     = Σ_ij M_ij s(K_ij / T)
+    variance = Σ_ij M_ij² s(K_ij / T) s(-K_ij / T)        # s(x)(1 - s(x)), computed stably
+
+Tiles ``(I, J)`` of rows give ``K_IJ = Z_I Z_Jᵀ`` and ``M_IJ = X_I X_Jᵀ``; symmetric
+tiles are computed once and weighted twice. Memory is O(n·(d + r) + models·tile²).
+Row sums of a tile are taken in the tile dtype and accumulated in float64.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .checks import (
+    ArrayLike,
+    check_positive_int,
+    check_temperatures,
+    resolve_device,
+)
+from .kernels import Kernel, build_kernels, check_kernel_name
+
+SumsFn = Callable[..., torch.Tensor]
+PAIRS_CONVENTION = "ordered pairs (i, j), diagonal included"
+METHODS = ("exact", "monte_carlo")
+
+
+@dataclass(frozen=True)
+class MomentResult:
+    """Mean and variance of ``Tr(MG)`` for ``G ~ μ_K`` at one temperature.
+
+    ``mean_per_pair`` and ``variance_per_pair`` are divided by ``n²`` so runs with
+    different ``n`` compare. For ``method="monte_carlo"`` the ``*_stderr`` fields
+    hold the standard errors of ``mean`` and ``variance``; they are 0 for exact.
+    """
+
+    mean: float
+    variance: float
+    std: float
+    mean_per_pair: float
+    variance_per_pair: float
+    n: int
+    temperature: float
+    model_kernel: str
+    prior_kernel: str
+    normalize: str | None
+    method: str
+    mean_stderr: float = 0.0
+    variance_stderr: float = 0.0
+    num_pairs: int | None = None
+    pairs: str = PAIRS_CONVENTION
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain-dict view (JSON-serialisable)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Row block ``rows`` x column block ``cols``, counted ``weight`` times."""
+
+    rows: slice
+    cols: slice
+    weight: float
+
+
+def tile_plan(n: int, block_size: int, symmetric: bool = True) -> list[Tile]:
+    """Tiles covering the n x n pairs; upper triangle weighted twice when ``symmetric``."""
+    starts = range(0, n, block_size)
+    tiles = []
+    for a in starts:
+        for b in starts:
+            if symmetric and b < a:
+                continue
+            w = 1.0 if (not symmetric or a == b) else 2.0
+            tiles.append(Tile(slice(a, min(a + block_size, n)), slice(b, min(b + block_size, n)),
+                              w))
+    return tiles
+
+
+def default_block_size(device: torch.device) -> int:
+    """Tile edge: small enough for cache on CPU, large enough to saturate a GPU."""
+    return 4096 if device.type == "cuda" else 1024
+
+
+def _tile_sums(k: torch.Tensor, ms: torch.Tensor, inv_t: torch.Tensor) -> torch.Tensor:
+    """Sums of one tile. k (b, c), ms (m, b, c), inv_t (t,) -> (m, t, 2) float64."""
+    out = torch.empty(ms.shape[0], inv_t.shape[0], 2, dtype=torch.float64, device=k.device)
+    for ti in range(inv_t.shape[0]):
+        x = k * inv_t[ti]                       # (b, c)
+        p = ms * torch.sigmoid(x)               # (m, b, c): M s
+        out[:, ti, 0] = p.sum(dim=2).double().sum(dim=1)
+        p.mul_(ms).mul_(torch.sigmoid(x.neg_()))  # M² s s(-x)
+        out[:, ti, 1] = p.sum(dim=2).double().sum(dim=1)
+    return out
+
+
+def moment_sums(models: Sequence[Kernel], prior: Kernel, temperatures: Sequence[float],
+                tiles: Sequence[Tile], *,
+                progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Raw sums over ``tiles``: (models, temperatures, 2) float64 of (mean, variance).
+
+    The building block of :func:`task_prior_moments`; a distributed caller passes
+    each rank a share of :func:`tile_plan` and adds the results.
+    """
+    inv_t = torch.tensor([1.0 / t for t in temperatures], dtype=prior.dtype,
+                         device=prior.device)
+    total = torch.zeros(len(models), len(temperatures), 2, dtype=torch.float64,
+                        device=inv_t.device)
+    for tile in tiles:
+        k = prior.tile(tile.rows, tile.cols)
+        ms = torch.stack([m.tile(tile.rows, tile.cols) for m in models])
+        total += tile.weight * _tile_sums(k, ms, inv_t)
+        if progress is not None:
+            progress(1)
+    return total
+
+
+def _mc_chunks(n: int, num_pairs: int, seed: int | None,
+               chunk: int = 1 << 20) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Uniform ordered pairs (i, j) with replacement, drawn on the CPU for reproducibility."""
+    gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+    done = 0
+    while done < num_pairs:
+        m = min(chunk, num_pairs - done)
+        yield (torch.randint(n, (m,), generator=gen), torch.randint(n, (m,), generator=gen))
+        done += m
+
+
+def monte_carlo_moments(models: Sequence[Kernel], prior: Kernel, temperatures: Sequence[float],
+                        num_pairs: int, seed: int | None) -> torch.Tensor:
+    """Unbiased estimates and standard errors: (models, temperatures, 2 [mean, var], 2 [est, se]).
+
+    Draws ``num_pairs`` ordered pairs uniformly (with replacement) and averages
+    ``n²·f(i, j)``; standard errors from the sample variance (Chan's merge).
+    """
+    n = prior.n
+    shape = (len(models), len(temperatures), 2)
+    count, mu, m2 = 0, torch.zeros(shape, dtype=torch.float64), torch.zeros(shape,
+                                                                               dtype=torch.float64)
+    inv_t = torch.tensor([1.0 / t for t in temperatures], dtype=torch.float64)
+    dev = prior.device
+    for i, j in _mc_chunks(n, num_pairs, seed):
+        i, j = i.to(dev), j.to(dev)
+        x = prior.entries(i, j).double().cpu()[None, :] * inv_t[:, None]     # (t, c)
+        mv = torch.stack([m.entries(i, j).double().cpu() for m in models])   # (m, c)
+        vals = torch.stack([mv[:, None] * torch.sigmoid(x),
+                            mv[:, None] ** 2 * torch.sigmoid(x) * torch.sigmoid(-x)], dim=2)
+        vals = vals * float(n) ** 2                                          # (m, t, 2, c)
+        c = vals.shape[-1]
+        cmu = vals.mean(dim=-1)
+        cm2 = ((vals - cmu[..., None]) ** 2).sum(dim=-1)
+        delta = cmu - mu
+        tot = count + c
+        mu = mu + delta * (c / tot)
+        m2 = m2 + cm2 + delta**2 * (count * c / tot)
+        count = tot
+    se = (m2 / max(count - 1, 1) / count).sqrt()
+    return torch.stack([mu, se], dim=-1)
+
+
+def _compute_dtype(kernels: Sequence[Kernel], dtype: torch.dtype | None) -> torch.dtype:
+    if dtype is not None:
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
+        return dtype
+    return torch.float64 if any(k.dtype == torch.float64 for k in kernels) else torch.float32
+
+
+def _build_models(model: ArrayLike | Mapping[str, ArrayLike], model_kernel: str,
+                  normalize: str | None, device: torch.device) -> tuple[dict[str, Kernel], bool]:
+    if isinstance(model, Mapping):
+        if not model:
+            raise ValueError("model is an empty mapping; pass at least one name -> array.")
+        return ({str(name): build_kernels(x, model_kernel, name=f"model[{name!r}]",
+                                          normalize=normalize, device=device)
+                 for name, x in model.items()}, True)
+    return {"model": build_kernels(model, model_kernel, name="model", normalize=normalize,
+                                   device=device)}, False
+
+
+def _result(sums: torch.Tensor, se: torch.Tensor | None, n: int, temperature: float,
+            model_kernel: str, prior_kernel: str, normalize: str | None, method: str,
+            num_pairs: int | None) -> MomentResult:
+    mean, var = float(sums[0]), float(sums[1])
+    n2 = float(n) ** 2
+    return MomentResult(
+        mean=mean, variance=var, std=math.sqrt(max(var, 0.0)), mean_per_pair=mean / n2,
+        variance_per_pair=var / n2, n=n, temperature=temperature, model_kernel=model_kernel,
+        prior_kernel=prior_kernel, normalize=normalize, method=method,
+        mean_stderr=float(se[0]) if se is not None else 0.0,
+        variance_stderr=float(se[1]) if se is not None else 0.0, num_pairs=num_pairs)
+
+
+def task_prior_moments(
+    model: ArrayLike | Mapping[str, ArrayLike],
+    prior: ArrayLike | Sequence[ArrayLike],
+    temperature: float | Sequence[float],
+    *,
+    model_kernel: str = "centered_cosine",
+    prior_kernel: str | Sequence[str] = "centered_cosine",
+    prior_weights: Sequence[float] | None = None,
+    normalize: str | None = None,
+    method: str = "exact",
+    num_pairs: int | None = None,
+    seed: int | None = None,
+    block_size: int | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    progress: Callable[[int], None] | None = None,
+    sums_fn: SumsFn | None = None,
+) -> MomentResult | dict[str, dict[float, MomentResult]]:
+    """Mean and variance of the alignment ``Tr(MG)`` over all tasks ``G ~ μ_K`` (Theorem 3.6).
+
+    Args:
+        model: (n, d) features, or a mapping name -> (n, d) for several models in one pass.
+            With ``model_kernel="precomputed"`` an (n, n) matrix.
+        prior: (n, r) features; a list of arrays for a weighted sum of kernels
+            (``prior_weights``, one per array, >= 0); an (n,) integer vector with
+            ``prior_kernel="label_graph"``; an (n, n) matrix with ``"precomputed"``.
+        temperature: ``T > 0``, or a sequence of them (all in one pass).
+        normalize: ``"frobenius"`` divides each kernel by its Frobenius norm.
+        method: ``"exact"`` (tiles) or ``"monte_carlo"`` (``num_pairs`` uniform ordered
+            pairs with ``seed``; unbiased, with standard errors).
+        block_size: tile edge (default 1024 on CPU, 4096 on CUDA).
+        dtype: tile dtype; default float64 if any input is float64, else float32.
+            Sums are accumulated in float64 either way.
+        progress: called with the number of tiles done (e.g. ``tqdm.update``).
+        sums_fn: replaces :func:`moment_sums` (same signature), e.g. to split the
+            tiles over processes (:func:`tp_harness.distributed.distributed_moment_sums`).
+
+    Returns:
+        A :class:`MomentResult` for one array and one temperature; otherwise
+        ``{model_name: {temperature: MomentResult}}`` (name ``"model"`` for an array).
+    """
+    temps, many_t = check_temperatures(temperature)
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not supported; use one of {METHODS}.")
+    check_kernel_name(model_kernel, "model_kernel")
+    for kn in [prior_kernel] if isinstance(prior_kernel, str) else list(prior_kernel):
+        check_kernel_name(kn, "prior_kernel")
+    dev = resolve_device(device)
+    models, many_m = _build_models(model, model_kernel, normalize, dev)
+    prior_k = build_kernels(prior, prior_kernel, weights=prior_weights, name="prior",
+                            normalize=normalize, device=dev)
+    n = prior_k.n
+    for name, mk in models.items():
+        if mk.n != n:
+            label = "model" if not many_m else f"model[{name!r}]"
+            raise ValueError(f"{label} has {mk.n} rows but prior has {n}; "
+                             "both must describe the same examples in the same order.")
+    cdt = _compute_dtype([prior_k, *models.values()], dtype)
+    prior_k = prior_k.to(dev, cdt)
+    mks = [m.to(dev, cdt) for m in models.values()]
+    se: torch.Tensor | None = None
+    if method == "exact":
+        bs = check_positive_int(block_size, "block_size") if block_size is not None \
+            else default_block_size(dev)
+        symmetric = prior_k.is_factor and all(m.is_factor for m in mks)
+        sums = (sums_fn or moment_sums)(mks, prior_k, temps, tile_plan(n, bs, symmetric),
+                                        progress=progress)
+        sums = sums.cpu()
+    else:
+        if num_pairs is None:
+            raise ValueError("method='monte_carlo' needs num_pairs (e.g. num_pairs=1_000_000).")
+        check_positive_int(num_pairs, "num_pairs", minimum=2)
+        est = monte_carlo_moments(mks, prior_k, temps, num_pairs, seed)
+        sums, se = est[..., 0], est[..., 1]
+    pk = prior_kernel if isinstance(prior_kernel, str) else "+".join(prior_kernel)
+    out: dict[str, dict[float, MomentResult]] = {}
+    for mi, name in enumerate(models):
+        out[name] = {t: _result(sums[mi, ti], None if se is None else se[mi, ti], n, t,
+                                model_kernel, pk, normalize, method,
+                                num_pairs if method == "monte_carlo" else None)
+                     for ti, t in enumerate(temps)}
+    if not many_m and not many_t:
+        return out["model"][temps[0]]
+    return out
