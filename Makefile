@@ -23,11 +23,14 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tp-harness evaluate
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m mypy tp_harness
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy tp_harness metrics/task_prior
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_moments.py

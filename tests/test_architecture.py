@@ -66,6 +66,7 @@ def test_lazy_names_are_the_evaluation_floors() -> None:
 
 
 def test_readme_names_keep_working() -> None:
+    import tp_harness
     from tp_harness import (  # noqa: F401
         Config,
         Kernel,
@@ -82,7 +83,6 @@ def test_readme_names_keep_working() -> None:
         sample_tasks_with_info,
         task_prior_moments,
     )
-    import tp_harness
 
     assert tp_harness.kernels.centered_cosine is not None
 

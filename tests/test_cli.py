@@ -47,8 +47,8 @@ def test_spec_aliases_survive_the_run_defaults(tmp_path: Path, capsys: pytest.Ca
 
     out, cache = tmp_path / "out", tmp_path / "cache"
     code = cli.main(["evaluate", "--model", "bundled:minilm:bs=8,max_len=64", "--prior", "labels",
-                     "--dataset", "bundled:drug_reviews", "--num-examples", "24",
-                     "--num-tasks", "4", "--output-dir", str(out), "--cache-dir", str(cache),
+                     "--dataset", "bundled:drug_reviews", "--num-examples", "40",
+                     "--num-tasks", "4", "--min-class-fraction", "0", "--output-dir", str(out), "--cache-dir", str(cache),
                      "--no-progress"])
     assert code == 0, capsys.readouterr().err
     doc = json.loads((out / "results.json").read_text())

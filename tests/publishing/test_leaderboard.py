@@ -230,7 +230,6 @@ def test_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_app_callback_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The app's one callback, the ``leaderboard`` subcommand and the Space entry point."""
     pytest.importorskip("gradio")
-    import argparse
     import runpy
 
     import gradio as gr
@@ -246,9 +245,9 @@ def test_app_callback_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert [len(f.axes) for f in figs] == [1, 4, 1]
     assert isinstance(app.build_app(frame), gr.Blocks)
 
-    parser = argparse.ArgumentParser()
-    app.add_leaderboard_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["leaderboard", str(run_dir), "--port", "7999"])
+    from tp_harness import cli
+
+    args = cli.build_parser().parse_args(["leaderboard", str(run_dir), "--port", "7999"])
     assert (args.source, args.port, args.host) == (str(run_dir), 7999, "127.0.0.1")
     launched: list[dict[str, Any]] = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: launched.append(kw))

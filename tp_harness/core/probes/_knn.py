@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_positive_int
+from ..checks import ArrayLike, check_positive_int
 from ..kernels import row_normalize
-from ._base import _CHUNK, ArrayLike, _TaskProbe
+from ._base import _CHUNK, _TaskProbe
 
 
 def vote(labels: torch.Tensor, neighbors: torch.Tensor, q: int) -> torch.Tensor:

@@ -7,8 +7,8 @@ import math
 import torch
 
 from .._labels import class_counts as count_labels
-from ..checks import check_positive_int
-from ._base import ArrayLike, _check_alpha, _TaskProbe
+from ..checks import ArrayLike, check_positive_int
+from ._base import _check_alpha, _TaskProbe
 
 _LOGIT_CHUNK = 1 << 25  # logits per L-BFGS block of tasks (n · tasks · q)
 

@@ -17,8 +17,9 @@ import torch
 
 from .. import compiled
 from .._labels import class_counts as count_labels
+from ..checks import ArrayLike
 from ..compiled import host_blas
-from ._base import _CHUNK, ArrayLike, _check_alpha, _TaskProbe
+from ._base import _CHUNK, _check_alpha, _TaskProbe
 
 _GRAM_BLOCK = 192  # columns per block row of the Gram matrix (96 measured no faster)
 

@@ -148,7 +148,7 @@ class ModelSpec:
 
 def _check_layers(layers: object) -> Layers:
     if layers is None or layers == "all":
-        return layers  # type: ignore[return-value]
+        return layers
     if isinstance(layers, int) and not isinstance(layers, bool):
         return (layers,)
     if isinstance(layers, (list, tuple)) and all(
