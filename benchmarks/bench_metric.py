@@ -41,8 +41,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500, help="rows per add_batch call")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads (1 gives steady CPU times on a busy machine)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (1 gives steady CPU times on a busy machine)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -58,14 +62,19 @@ def main() -> None:
     x = rng.standard_normal((args.n, args.d)).astype(np.float32)
     p = (rng.standard_normal((args.n, args.r)) + 0.5).astype(np.float32)
     t = args.temperature
-    times: dict[str, list[tuple[float, float]]] = {"library": [], "metric: compute(...)": [],
-                                     f"metric: add_batch x{args.batch} + compute": []}
+    times: dict[str, list[tuple[float, float]]] = {
+        "library": [],
+        "metric: compute(...)": [],
+        f"metric: add_batch x{args.batch} + compute": [],
+    }
     with tempfile.TemporaryDirectory() as cache:
         metric = evaluate.load(METRIC, cache_dir=cache)
 
         def batched() -> Any:
             for i in range(0, args.n, args.batch):
-                metric.add_batch(predictions=x[i:i + args.batch], references=p[i:i + args.batch])
+                metric.add_batch(
+                    predictions=x[i : i + args.batch], references=p[i : i + args.batch]
+                )
             return metric.compute(temperature=t)
 
         task_prior_moments(x[:500], p[:500], t)  # warm up kernels and threads
@@ -79,8 +88,10 @@ def main() -> None:
             assert one["mean"] == ref.mean and many["mean"] == ref.mean, (one, many, ref)
     wall0 = statistics.median(w for w, _ in times["library"])
     cpu0 = statistics.median(c for _, c in times["library"])
-    print(f"n = {args.n}, d = {args.d}, r = {args.r}, T = {t}, {args.rounds} rounds, "
-          f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs\n")
+    print(
+        f"n = {args.n}, d = {args.d}, r = {args.r}, T = {t}, {args.rounds} rounds, "
+        f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs\n"
+    )
     print("| path | wall s (median) | wall ratio | CPU s (median) | CPU ratio |")
     print("|---|---|---|---|---|")
     for name, v in times.items():

@@ -43,8 +43,9 @@ def matmul_rate(device: torch.device, size: int = 2048, reps: int = 10) -> float
 
 def _data(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(n)
-    x = torch.randn(n, D, generator=g) * torch.rand(D, generator=g) * 3 + torch.randn(D,
-                                                                                    generator=g)
+    x = torch.randn(n, D, generator=g) * torch.rand(D, generator=g) * 3 + torch.randn(
+        D, generator=g
+    )
     p = torch.randn(n, R, generator=g) + 0.5
     return x.to(device), p.to(device)
 
@@ -62,8 +63,9 @@ def dense_moments(x: torch.Tensor, p: torch.Tensor, t: float) -> tuple[float, fl
     return float(mean), float(var)
 
 
-def tile_matmul_seconds(x: torch.Tensor, p: torch.Tensor, block: int,
-                        device: torch.device) -> tuple[float, float]:
+def tile_matmul_seconds(
+    x: torch.Tensor, p: torch.Tensor, block: int, device: torch.device
+) -> tuple[float, float]:
     """Time only the tile products of the streaming pass. Returns (seconds, flops)."""
     from tp_harness.core.kernels import centered_cosine
     from tp_harness.core.moments import tile_plan
@@ -133,10 +135,14 @@ def main() -> None:
         return
     device = torch.device(args.device)
     rate = matmul_rate(device)
-    print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
-          f"fp32 matmul rate={rate:.1f} GFLOP/s (2048^3), d=r={D}, T={T}\n")
-    print("| n | dense s | dense RSS GiB | ours s | ours RSS GiB | speed-up | "
-          "rel. diff mean | tile GEMM GFLOP/s | % of matmul rate | end-to-end GFLOP/s |")
+    print(
+        f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
+        f"fp32 matmul rate={rate:.1f} GFLOP/s (2048^3), d=r={D}, T={T}\n"
+    )
+    print(
+        "| n | dense s | dense RSS GiB | ours s | ours RSS GiB | speed-up | "
+        "rel. diff mean | tile GEMM GFLOP/s | % of matmul rate | end-to-end GFLOP/s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n in [*args.compare, *args.alone]:
         ours = _spawn("ours", n, args.device, args.block_size)
@@ -150,8 +156,10 @@ def main() -> None:
         if dense and "error" not in dense:
             dmem = dense.get("peak_gpu_gib", dense["peak_rss_gib"])
             rel = abs(dense["mean"] - ours["mean"]) / abs(ours["mean"])
-            dcols = (f"{dense['seconds']:.2f} | {dmem:.2f} | {ours['seconds']:.2f} | {mem:.2f} | "
-                     f"{dense['seconds'] / ours['seconds']:.1f}x | {rel:.1e}")
+            dcols = (
+                f"{dense['seconds']:.2f} | {dmem:.2f} | {ours['seconds']:.2f} | {mem:.2f} | "
+                f"{dense['seconds'] / ours['seconds']:.1f}x | {rel:.1e}"
+            )
         elif dense:
             dcols = f"{dense['error'][:40]} | | {ours['seconds']:.2f} | {mem:.2f} | | "
         else:

@@ -34,8 +34,9 @@ from tp_harness.core.kernels import centered_cosine
 from tp_harness.core.sampling import sample_tasks
 
 
-def numpy_loop_task(z: np.ndarray, num_classes: int, temperature: float,
-                    rng: np.random.Generator) -> np.ndarray:
+def numpy_loop_task(
+    z: np.ndarray, num_classes: int, temperature: float, rng: np.random.Generator
+) -> np.ndarray:
     """Algorithm 1 for one task, one point at a time. z (n, r) -> labels (n,)."""
     n, r = z.shape
     u_sum = np.zeros((r, num_classes), dtype=z.dtype)
@@ -51,8 +52,9 @@ def numpy_loop_task(z: np.ndarray, num_classes: int, temperature: float,
     return labels
 
 
-def lean_loop_task(z: np.ndarray, num_classes: int, temperature: float,
-                   rng: np.random.Generator) -> np.ndarray:
+def lean_loop_task(
+    z: np.ndarray, num_classes: int, temperature: float, rng: np.random.Generator
+) -> np.ndarray:
     """Algorithm 1 for one task with fewer numpy calls per point. z (n, r) -> labels (n,)."""
     n, r = z.shape
     u_sum = np.zeros((num_classes, r), dtype=z.dtype)
@@ -71,15 +73,18 @@ def lean_loop_task(z: np.ndarray, num_classes: int, temperature: float,
 LoopFn = Callable[[np.ndarray, int, float, np.random.Generator], np.ndarray]
 
 
-def time_loop(loop: LoopFn, z: np.ndarray, args: argparse.Namespace,
-              rng: np.random.Generator) -> tuple[float, float]:
+def time_loop(
+    loop: LoopFn, z: np.ndarray, args: argparse.Namespace, rng: np.random.Generator
+) -> tuple[float, float]:
     """Seconds per task (wall, CPU) of ``loop`` over ``args.loop_tasks`` tasks, 1 BLAS thread."""
     with threadpool_limits(1):
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(args.loop_tasks):
             loop(z, args.q, args.temperature, rng)
-        return ((time.perf_counter() - t0) / args.loop_tasks,
-                (time.process_time() - c0) / args.loop_tasks)
+        return (
+            (time.perf_counter() - t0) / args.loop_tasks,
+            (time.process_time() - c0) / args.loop_tasks,
+        )
 
 
 def _sync(device: str) -> None:
@@ -109,36 +114,52 @@ def main() -> None:
     x = rng.normal(size=(args.n, args.r)).astype(np.float32)
     z = centered_cosine(torch.from_numpy(x)).numpy()
 
-    sample_tasks(x[: min(args.n, 256)], 4, args.q, args.temperature, seed=0,
-                 device=args.device)                                        # warm-up
+    sample_tasks(
+        x[: min(args.n, 256)], 4, args.q, args.temperature, seed=0, device=args.device
+    )  # warm-up
     best, best_cpu = float("inf"), float("inf")
     for rep in range(args.repeats):
         _sync(args.device)
         t0, c0 = time.perf_counter(), time.process_time()
-        sample_tasks(x, args.tasks, args.q, args.temperature, seed=args.seed + rep,
-                     gibbs_sweeps=args.gibbs_sweeps, device=args.device)
+        sample_tasks(
+            x,
+            args.tasks,
+            args.q,
+            args.temperature,
+            seed=args.seed + rep,
+            gibbs_sweeps=args.gibbs_sweeps,
+            device=args.device,
+        )
         _sync(args.device)
         best = min(best, time.perf_counter() - t0)
         best_cpu = min(best_cpu, time.process_time() - c0)
 
-    loops = {"numpy loop, authors' style (Generator.choice per draw)": numpy_loop_task,
-             "numpy loop, lean (uniforms up front, searchsorted)": lean_loop_task}
+    loops = {
+        "numpy loop, authors' style (Generator.choice per draw)": numpy_loop_task,
+        "numpy loop, lean (uniforms up front, searchsorted)": lean_loop_task,
+    }
     timed = {name: time_loop(fn, z, args, rng) for name, fn in loops.items()}
     ref_per_task = min(wall for wall, _ in timed.values())
     eng_tps = args.tasks / best
     sweeps = f" + {args.gibbs_sweeps} Gibbs sweeps" if args.gibbs_sweeps else ""
-    print(f"\nS={args.tasks}, n={args.n}, r={args.r}, q={args.q}, T={args.temperature}"
-          f"{sweeps}; device={args.device}, torch threads={torch.get_num_threads()}, "
-          f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}); "
-          f"loops timed on {args.loop_tasks} task(s) each and extrapolated to S; "
-          f"1-min load {load:.2f} before.\n")
+    print(
+        f"\nS={args.tasks}, n={args.n}, r={args.r}, q={args.q}, T={args.temperature}"
+        f"{sweeps}; device={args.device}, torch threads={torch.get_num_threads()}, "
+        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}); "
+        f"loops timed on {args.loop_tasks} task(s) each and extrapolated to S; "
+        f"1-min load {load:.2f} before.\n"
+    )
     print("| sampler | S tasks, wall (s) | CPU (s) | tasks/s | points/s | speed-up |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, (wall, cpu) in timed.items():
-        print(f"| {name} | {wall * args.tasks:.1f} (extrap.) | {cpu * args.tasks:.1f} | "
-              f"{1 / wall:.2f} | {args.n / wall:,.0f} | {ref_per_task / wall:.2f}x |")
-    print(f"| tp_harness.sample_tasks ({args.device}) | {best:.2f} | {best_cpu:.2f} | "
-          f"{eng_tps:.1f} | {eng_tps * args.n:,.0f} | **{eng_tps * ref_per_task:.1f}x** |")
+        print(
+            f"| {name} | {wall * args.tasks:.1f} (extrap.) | {cpu * args.tasks:.1f} | "
+            f"{1 / wall:.2f} | {args.n / wall:,.0f} | {ref_per_task / wall:.2f}x |"
+        )
+    print(
+        f"| tp_harness.sample_tasks ({args.device}) | {best:.2f} | {best_cpu:.2f} | "
+        f"{eng_tps:.1f} | {eng_tps * args.n:,.0f} | **{eng_tps * ref_per_task:.1f}x** |"
+    )
     print("\nspeed-up: throughput over the faster loop's.")
 
 

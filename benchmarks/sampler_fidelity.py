@@ -79,8 +79,10 @@ def kernel(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def exact_table(settings: list[tuple[int, int]], temps: list[float]) -> None:
-    print("\nExact TV to Potts(T), no sampling. Prefix(T/2) runs Algorithm 1 at half the "
-          "temperature, i.e. with the Gibbs factor 2:\n")
+    print(
+        "\nExact TV to Potts(T), no sampling. Prefix(T/2) runs Algorithm 1 at half the "
+        "temperature, i.e. with the Gibbs factor 2:\n"
+    )
     print("| n | q | law | " + " | ".join(f"T={t:g}" for t in temps) + " |")
     print("| ---: | ---: | --- | " + " | ".join("---:" for _ in temps) + " |")
     for n, q in settings:
@@ -92,8 +94,15 @@ def exact_table(settings: list[tuple[int, int]], temps: list[float]) -> None:
 
 def sampled_table(settings: list[tuple[int, int, float]], num: int) -> None:
     print(f"\nSampler vs exact laws, {num:,} tasks per cell (seed 0):\n")
-    head = ["n", "q", "T", "noise prefix / Potts", "prefix vs exact prefix",
-            "prefix vs Potts", *(f"+{s} sweeps vs Potts" for s in SWEEPS)]
+    head = [
+        "n",
+        "q",
+        "T",
+        "noise prefix / Potts",
+        "prefix vs exact prefix",
+        "prefix vs Potts",
+        *(f"+{s} sweeps vs Potts" for s in SWEEPS),
+    ]
     print("| " + " | ".join(head) + " |")
     print("| " + " | ".join("---:" for _ in head) + " |")
     for n, q, t in settings:
@@ -101,10 +110,15 @@ def sampled_table(settings: list[tuple[int, int, float]], num: int) -> None:
         pre, pot = prefix_law(k, q, t), potts_law(k, q, t)
         emp = empirical(sample_tasks(x, num, q, t, seed=0), q)
         cells = [tv(emp, pre), tv(emp, pot)]
-        cells += [tv(empirical(sample_tasks(x, num, q, t, seed=0, gibbs_sweeps=s), q), pot)
-                  for s in SWEEPS]
-        print(f"| {n} | {q} | {t:g} | {noise(pre, num):.3f} / {noise(pot, num):.3f} | "
-              + " | ".join(f"{v:.3f}" for v in cells) + " |")
+        cells += [
+            tv(empirical(sample_tasks(x, num, q, t, seed=0, gibbs_sweeps=s), q), pot)
+            for s in SWEEPS
+        ]
+        print(
+            f"| {n} | {q} | {t:g} | {noise(pre, num):.3f} / {noise(pot, num):.3f} | "
+            + " | ".join(f"{v:.3f}" for v in cells)
+            + " |"
+        )
 
 
 def main() -> None:
@@ -113,8 +127,9 @@ def main() -> None:
     args = ap.parse_args()
     start = time.perf_counter()
     exact_table([(6, 2), (7, 2), (6, 3)], [0.05, 0.1, 0.3, 1.0, 3.0])
-    sampled_table([(7, 2, 0.1), (7, 2, 0.3), (6, 3, 0.1), (6, 3, 0.3)],
-                  20_000 if args.quick else 200_000)
+    sampled_table(
+        [(7, 2, 0.1), (7, 2, 0.3), (6, 3, 0.1), (6, 3, 0.3)], 20_000 if args.quick else 200_000
+    )
     print(f"\n({time.perf_counter() - start:.0f} s)")
 
 

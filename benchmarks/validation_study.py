@@ -44,13 +44,19 @@ import numpy as np
 
 PRIOR_SPEC = "bundled:minilm"
 MINILM_SPEC = "bundled:minilm:layers=all"
-SMOLLM_SPECS = {"mean": "bundled:smollm2:pooling=mean,layers=all,name=SmolLM2-mean",
-                "last": "bundled:smollm2:pooling=last,layers=all,name=SmolLM2-last"}
+SMOLLM_SPECS = {
+    "mean": "bundled:smollm2:pooling=mean,layers=all,name=SmolLM2-mean",
+    "last": "bundled:smollm2:pooling=last,layers=all,name=SmolLM2-last",
+}
 FAMILIES = ("MiniLM", "SmolLM2-mean", "SmolLM2-last", "TF-IDF/LSA", "random projection")
 SUBSETS = ("all", "without prior's layer", "SmolLM2 layers")
 # (model kernel, normalisation) of the closed form; the first is the harness default
-VARIANTS = (("centered_cosine", None), ("centered_cosine", "frobenius"),
-            ("projection", None), ("projection", "frobenius"))
+VARIANTS = (
+    ("centered_cosine", None),
+    ("centered_cosine", "frobenius"),
+    ("projection", None),
+    ("projection", "frobenius"),
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -79,6 +85,7 @@ class StudySettings:
 
 # ----------------------------------------------------------------------------- representations
 
+
 def family(name: str) -> str:
     """Family of a representation name (for colours and subsets)."""
     if name.startswith("rp"):
@@ -92,8 +99,9 @@ def family(name: str) -> str:
     return "MiniLM"
 
 
-def select_layers(arrays: Mapping[str, np.ndarray], base: str,
-                  layers: Iterable[int]) -> dict[str, np.ndarray]:
+def select_layers(
+    arrays: Mapping[str, np.ndarray], base: str, layers: Iterable[int]
+) -> dict[str, np.ndarray]:
     """``{base@layerK: array}`` for the wanted layers that exist (in layer order)."""
     out = {}
     for k in layers:
@@ -103,8 +111,12 @@ def select_layers(arrays: Mapping[str, np.ndarray], base: str,
     return out
 
 
-def add_projections(reps: dict[str, np.ndarray], sources: Mapping[str, np.ndarray],
-                    projections: Sequence[tuple[str, int]], seed: int) -> dict[str, np.ndarray]:
+def add_projections(
+    reps: dict[str, np.ndarray],
+    sources: Mapping[str, np.ndarray],
+    projections: Sequence[tuple[str, int]],
+    seed: int,
+) -> dict[str, np.ndarray]:
     """Append ``rp{dim}({source})``: seeded Gaussian random projections of ``sources``."""
     from tp_harness.evaluation.features import random_projection
 
@@ -116,6 +128,7 @@ def add_projections(reps: dict[str, np.ndarray], sources: Mapping[str, np.ndarra
 
 # ----------------------------------------------------------------------------- math
 
+
 def frobenius_norm(x: np.ndarray, kernel: str = "centered_cosine") -> float:
     """``||K||_F`` of the kernel of ``x`` (computed from the factor, no n x n matrix)."""
     from tp_harness.core.kernels import build_kernel
@@ -123,24 +136,45 @@ def frobenius_norm(x: np.ndarray, kernel: str = "centered_cosine") -> float:
     return float(build_kernel(np.asarray(x, dtype=np.float64), kernel).frobenius_norm())
 
 
-def closed_form(reps: Mapping[str, np.ndarray], prior: Any, temperatures: Sequence[float], *,
-                normalize: str | None, prior_kernel: str = "centered_cosine",
-                model_kernel: str = "centered_cosine") -> dict[str, dict[float, dict[str, float]]]:
+def closed_form(
+    reps: Mapping[str, np.ndarray],
+    prior: Any,
+    temperatures: Sequence[float],
+    *,
+    normalize: str | None,
+    prior_kernel: str = "centered_cosine",
+    model_kernel: str = "centered_cosine",
+) -> dict[str, dict[float, dict[str, float]]]:
     """``{name: {T: {mean_per_pair, std_per_n, variance_per_pair}}}`` (float64 tiles)."""
     from tp_harness import task_prior_moments
 
     models = {k: np.asarray(v, dtype=np.float64) for k, v in reps.items()}
     p = prior if prior_kernel == "label_graph" else np.asarray(prior, dtype=np.float64)
-    out = task_prior_moments(models, p, list(temperatures), model_kernel=model_kernel,
-                             prior_kernel=prior_kernel, normalize=normalize)
+    out = task_prior_moments(
+        models,
+        p,
+        list(temperatures),
+        model_kernel=model_kernel,
+        prior_kernel=prior_kernel,
+        normalize=normalize,
+    )
     assert isinstance(out, dict)
-    return {name: {float(t): {"mean_per_pair": r.mean_per_pair, "std_per_n": r.std / r.n,
-                              "variance_per_pair": r.variance_per_pair}
-                   for t, r in by_t.items()} for name, by_t in out.items()}
+    return {
+        name: {
+            float(t): {
+                "mean_per_pair": r.mean_per_pair,
+                "std_per_n": r.std / r.n,
+                "variance_per_pair": r.variance_per_pair,
+            }
+            for t, r in by_t.items()
+        }
+        for name, by_t in out.items()
+    }
 
 
-def sample_task_sets(prior: np.ndarray, temperatures: Sequence[float], num_classes: Sequence[int],
-                     s: StudySettings) -> dict[tuple[float, int], tuple[np.ndarray, dict]]:
+def sample_task_sets(
+    prior: np.ndarray, temperatures: Sequence[float], num_classes: Sequence[int], s: StudySettings
+) -> dict[tuple[float, int], tuple[np.ndarray, dict]]:
     """``{(T, q): (tasks (S, n) int64, sampler info)}`` from the prior at temperature T."""
     from tp_harness.core.sampling import sample_tasks_with_info
 
@@ -148,9 +182,15 @@ def sample_task_sets(prior: np.ndarray, temperatures: Sequence[float], num_class
     for t in temperatures:
         for q in num_classes:
             tasks, info = sample_tasks_with_info(
-                np.asarray(prior, dtype=np.float32), s.num_tasks, q, float(t), seed=s.seed,
-                prior_kernel=s.kernel, gibbs_sweeps=s.gibbs_sweeps,
-                min_class_fraction=s.min_class_fraction)
+                np.asarray(prior, dtype=np.float32),
+                s.num_tasks,
+                q,
+                float(t),
+                seed=s.seed,
+                prior_kernel=s.kernel,
+                gibbs_sweeps=s.gibbs_sweeps,
+                min_class_fraction=s.min_class_fraction,
+            )
             out[(float(t), int(q))] = (tasks.cpu().numpy(), _plain(info))
     return out
 
@@ -162,8 +202,13 @@ def standardize(x: np.ndarray) -> np.ndarray:
     return np.asarray((x - x.mean(0)) / np.where(sd > 0, sd, 1.0), dtype=np.float32)
 
 
-def ridge_path_accuracy(x_train: np.ndarray, tasks_train: np.ndarray, x_val: np.ndarray,
-                        tasks_val: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
+def ridge_path_accuracy(
+    x_train: np.ndarray,
+    tasks_train: np.ndarray,
+    x_val: np.ndarray,
+    tasks_val: np.ndarray,
+    alphas: Sequence[float],
+) -> np.ndarray:
     """Held-out accuracy (len(alphas), S) of one-hot ridge (sklearn ``Ridge``: X and Y
     centered on the train rows, intercept not penalised, argmax) for every alpha, from
     one SVD of the centered train features. ``tasks_*``: (S, rows) labels ``0..q-1``."""
@@ -185,8 +230,9 @@ def ridge_path_accuracy(x_train: np.ndarray, tasks_train: np.ndarray, x_val: np.
     return out
 
 
-def run_probe(x: np.ndarray, tasks: np.ndarray, probe: str, s: StudySettings, *,
-              seed: int) -> tuple[Any, float | None]:
+def run_probe(
+    x: np.ndarray, tasks: np.ndarray, probe: str, s: StudySettings, *, seed: int
+) -> tuple[Any, float | None]:
     """One probe on all tasks (split ``seed``) -> (ProbeResult, alpha used or None).
 
     * ``ridge_tuned``: ridge on standardised features; alpha from ``probe_alphas``
@@ -208,31 +254,37 @@ def run_probe(x: np.ndarray, tasks: np.ndarray, probe: str, s: StudySettings, *,
         raise ValueError(f"unknown probe {probe!r}; use ridge_tuned, ridge_raw or knn.")
     z = standardize(x)
     train = train_test_indices(len(z), s.test_fraction, seed)[0].numpy()
-    fit, val = (i.numpy() for i in train_test_indices(len(train), s.test_fraction,
-                                                      seed + 10_000))
-    scores = ridge_path_accuracy(z[train[fit]], tasks[:, train[fit]], z[train[val]],
-                                 tasks[:, train[val]], s.probe_alphas).mean(1)
+    fit, val = (i.numpy() for i in train_test_indices(len(train), s.test_fraction, seed + 10_000))
+    scores = ridge_path_accuracy(
+        z[train[fit]], tasks[:, train[fit]], z[train[val]], tasks[:, train[val]], s.probe_alphas
+    ).mean(1)
     best = s.probe_alphas[int(np.argmax(scores))]
     return probe_tasks(z, tasks, probe="ridge", alpha=best, **common), best
 
 
-def probe_stats(reps: Mapping[str, np.ndarray], tasks: np.ndarray,
-                s: StudySettings) -> dict[str, dict[str, dict[str, Any]]]:
+def probe_stats(
+    reps: Mapping[str, np.ndarray], tasks: np.ndarray, s: StudySettings
+) -> dict[str, dict[str, dict[str, Any]]]:
     """``{probe: {name: {mean, std, var, p5, gain_over_majority, alpha}}}`` over tasks."""
     out: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in s.probes}
     for probe in s.probes:
         for name, x in reps.items():
             r, alpha = run_probe(x, tasks, probe, s, seed=s.seed)
             acc = np.asarray(r.accuracy, dtype=np.float64)
-            out[probe][name] = {"mean": float(acc.mean()), "std": float(acc.std()),
-                                "var": float(acc.var()), "p5": float(np.percentile(acc, 5)),
-                                "gain_over_majority": float((acc - r.majority_rate).mean()),
-                                "alpha": alpha}
+            out[probe][name] = {
+                "mean": float(acc.mean()),
+                "std": float(acc.std()),
+                "var": float(acc.var()),
+                "p5": float(np.percentile(acc, 5)),
+                "gain_over_majority": float((acc - r.majority_rate).mean()),
+                "alpha": alpha,
+            }
     return out
 
 
-def label_accuracy(reps: Mapping[str, np.ndarray], labels: np.ndarray,
-                   s: StudySettings) -> dict[str, dict[str, dict[str, float]]]:
+def label_accuracy(
+    reps: Mapping[str, np.ndarray], labels: np.ndarray, s: StudySettings
+) -> dict[str, dict[str, dict[str, float]]]:
     """``{probe: {name: {mean, std_over_splits, balanced_mean}}}`` on the true labels,
     over ``label_splits`` random train/test splits."""
     out: dict[str, dict[str, dict[str, float]]] = {p: {} for p in s.probes}
@@ -242,11 +294,12 @@ def label_accuracy(reps: Mapping[str, np.ndarray], labels: np.ndarray,
             for k in range(s.label_splits):
                 r, _ = run_probe(x, labels, probe, s, seed=s.seed + k)
                 accs.append(float(r.accuracy[0]))
-                bals.append(balanced_accuracy(labels[np.asarray(r.test_indices)],
-                                              r.predictions[0]))
-            out[probe][name] = {"mean": float(np.mean(accs)),
-                                "std_over_splits": float(np.std(accs)),
-                                "balanced_mean": float(np.mean(bals))}
+                bals.append(balanced_accuracy(labels[np.asarray(r.test_indices)], r.predictions[0]))
+            out[probe][name] = {
+                "mean": float(np.mean(accs)),
+                "std_over_splits": float(np.std(accs)),
+                "balanced_mean": float(np.mean(bals)),
+            }
     return out
 
 
@@ -256,8 +309,9 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean([(y_pred[y_true == c] == c).mean() for c in np.unique(y_true)]))
 
 
-def baselines(reps: Mapping[str, np.ndarray], prior: np.ndarray,
-              labels: np.ndarray | None) -> dict[str, dict[str, float]]:
+def baselines(
+    reps: Mapping[str, np.ndarray], prior: np.ndarray, labels: np.ndarray | None
+) -> dict[str, dict[str, float]]:
     """RankMe, linear CKA with the prior, kernel-target alignment with the labels."""
     from tp_harness.core import baselines as bl
 
@@ -270,8 +324,14 @@ def baselines(reps: Mapping[str, np.ndarray], prior: np.ndarray,
     return out
 
 
-def correlate(x: Mapping[str, float], y: Mapping[str, float], names: Sequence[str], *,
-              bootstrap: int, seed: int) -> dict[str, Any]:
+def correlate(
+    x: Mapping[str, float],
+    y: Mapping[str, float],
+    names: Sequence[str],
+    *,
+    bootstrap: int,
+    seed: int,
+) -> dict[str, Any]:
     """Pearson/Spearman of x vs y over ``names`` with percentile bootstrap 95% CIs."""
     from tp_harness.core.stats import correlation_with_ci
 
@@ -293,6 +353,7 @@ def subset_names(names: Sequence[str], subset: str, prior_layer: str) -> list[st
 
 # ----------------------------------------------------------------------------- the study
 
+
 def _key(t: float, q: int | None = None) -> str:
     return f"T={t:g}" if q is None else f"T={t:g},q={q}"
 
@@ -313,11 +374,16 @@ def _plain(v: Any) -> Any:
 _PAIRS = (("mean_per_pair", "mean"), ("std_per_n", "std"))
 
 
-def _correlation_rows(cf: Mapping[str, Any], pr: Mapping[str, Any], names: Sequence[str],
-                      meta: dict[str, Any], s: StudySettings,
-                      pairs: Sequence[tuple[str, str]] = _PAIRS,
-                      y_name: str = "probe_accuracy",
-                      subsets: Sequence[str] = SUBSETS) -> list[dict[str, Any]]:
+def _correlation_rows(
+    cf: Mapping[str, Any],
+    pr: Mapping[str, Any],
+    names: Sequence[str],
+    meta: dict[str, Any],
+    s: StudySettings,
+    pairs: Sequence[tuple[str, str]] = _PAIRS,
+    y_name: str = "probe_accuracy",
+    subsets: Sequence[str] = SUBSETS,
+) -> list[dict[str, Any]]:
     """Mean-vs-mean and std-vs-std for every subset with >= 3 members."""
     rows = []
     for subset in subsets:
@@ -325,19 +391,35 @@ def _correlation_rows(cf: Mapping[str, Any], pr: Mapping[str, Any], names: Seque
         if len(sub) < 3:
             continue
         for xk, yk in pairs:
-            c = correlate({n: cf[n][xk] for n in sub}, {n: pr[n][yk] for n in sub}, sub,
-                          bootstrap=s.bootstrap, seed=s.seed)
-            rows.append({**meta, "subset": subset, "x": f"closed_form_{xk}",
-                         "y": f"{y_name}_{yk}", **c})
+            c = correlate(
+                {n: cf[n][xk] for n in sub},
+                {n: pr[n][yk] for n in sub},
+                sub,
+                bootstrap=s.bootstrap,
+                seed=s.seed,
+            )
+            rows.append(
+                {**meta, "subset": subset, "x": f"closed_form_{xk}", "y": f"{y_name}_{yk}", **c}
+            )
     return rows
 
 
-def _baseline_rows(base: Mapping[str, Any], pr: Mapping[str, Any], names: Sequence[str],
-                   meta: dict[str, Any], s: StudySettings) -> list[dict[str, Any]]:
+def _baseline_rows(
+    base: Mapping[str, Any],
+    pr: Mapping[str, Any],
+    names: Sequence[str],
+    meta: dict[str, Any],
+    s: StudySettings,
+) -> list[dict[str, Any]]:
     rows = []
     for bk in ("rankme", "linear_cka_prior"):
-        c = correlate({n: base[n][bk] for n in names}, {n: pr[n]["mean"] for n in names},
-                      names, bootstrap=s.bootstrap, seed=s.seed)
+        c = correlate(
+            {n: base[n][bk] for n in names},
+            {n: pr[n]["mean"] for n in names},
+            names,
+            bootstrap=s.bootstrap,
+            seed=s.seed,
+        )
         rows.append({**meta, "subset": "all", "x": bk, "y": "probe_accuracy_mean", **c})
     return rows
 
@@ -347,26 +429,39 @@ def variant_name(model_kernel: str, normalize: str | None) -> str:
     return model_kernel + (f"+{normalize}" if normalize else "")
 
 
-def all_closed_forms(reps: Mapping[str, np.ndarray], prior: Any, temperatures: Sequence[float],
-                     prior_norm: float, prior_kernel: str
-                     ) -> dict[str, dict[str, dict[float, dict[str, float]]]]:
+def all_closed_forms(
+    reps: Mapping[str, np.ndarray],
+    prior: Any,
+    temperatures: Sequence[float],
+    prior_norm: float,
+    prior_kernel: str,
+) -> dict[str, dict[str, dict[float, dict[str, float]]]]:
     """Closed form for every :data:`VARIANTS`; Frobenius runs at ``T / prior_norm``."""
     out = {}
     for kernel, norm in VARIANTS:
         temps = [t / prior_norm for t in temperatures] if norm else list(temperatures)
-        out[variant_name(kernel, norm)] = closed_form(reps, prior, temps, normalize=norm,
-                                                      prior_kernel=prior_kernel,
-                                                      model_kernel=kernel)
+        out[variant_name(kernel, norm)] = closed_form(
+            reps, prior, temps, normalize=norm, prior_kernel=prior_kernel, model_kernel=kernel
+        )
     return out
 
 
 def _variant_meta(kernel: str, norm: str | None, t: float, prior_norm: float) -> dict[str, Any]:
-    return {"variant": variant_name(kernel, norm), "model_kernel": kernel,
-            "normalize": norm or "none", "temperature": t / prior_norm if norm else t}
+    return {
+        "variant": variant_name(kernel, norm),
+        "model_kernel": kernel,
+        "normalize": norm or "none",
+        "temperature": t / prior_norm if norm else t,
+    }
 
 
-def run_study(reps: Mapping[str, np.ndarray], prior: np.ndarray, labels: np.ndarray | None,
-              s: StudySettings, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_study(
+    reps: Mapping[str, np.ndarray],
+    prior: np.ndarray,
+    labels: np.ndarray | None,
+    s: StudySettings,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """All numbers of the study (a JSON-ready dict); pure on the given arrays."""
     names = list(reps)
     timings: dict[str, float] = {}
@@ -393,40 +488,69 @@ def run_study(reps: Mapping[str, np.ndarray], prior: np.ndarray, labels: np.ndar
     for (t, q), by_probe in probes.items():
         for probe, pr in by_probe.items():
             for kernel, norm in VARIANTS:
-                meta = {"prior": "MiniLM sentence embedding", "probe": probe,
-                        **_variant_meta(kernel, norm, t, prior_norm), "task_temperature": t,
-                        "num_classes": q}
+                meta = {
+                    "prior": "MiniLM sentence embedding",
+                    "probe": probe,
+                    **_variant_meta(kernel, norm, t, prior_norm),
+                    "task_temperature": t,
+                    "num_classes": q,
+                }
                 by_t = {n: cf[meta["variant"]][n][meta["temperature"]] for n in names}
                 primary = probe == s.probes[0] and kernel == VARIANTS[0][0]
-                rows += _correlation_rows(by_t, pr, names, meta, s,
-                                          subsets=SUBSETS if primary else SUBSETS[:1])
-            rows += _baseline_rows(base, pr, names, {
-                "prior": "MiniLM sentence embedding", "probe": probe, "variant": "n/a",
-                "normalize": "n/a", "temperature": None, "task_temperature": t,
-                "num_classes": q}, s)
+                rows += _correlation_rows(
+                    by_t, pr, names, meta, s, subsets=SUBSETS if primary else SUBSETS[:1]
+                )
+            rows += _baseline_rows(
+                base,
+                pr,
+                names,
+                {
+                    "prior": "MiniLM sentence embedding",
+                    "probe": probe,
+                    "variant": "n/a",
+                    "normalize": "n/a",
+                    "temperature": None,
+                    "task_temperature": t,
+                    "num_classes": q,
+                },
+                s,
+            )
     labels_out = _labels_check(reps, labels, base, s) if labels is not None else None
     timings["labels_and_correlations"] = time.perf_counter() - t0
     log(f"labels check and correlations: {timings['labels_and_correlations']:.1f} s")
 
-    return _plain({
-        "settings": asdict(s), "representations": [
-            {"name": n, "family": family(n), "dim": int(reps[n].shape[1]), **base[n]}
-            for n in names],
-        "n": len(prior), "prior": {"spec": PRIOR_SPEC, "kernel": s.kernel,
-                                   "frobenius_norm": prior_norm},
-        "frobenius_temperatures": {_key(t): tf for t, tf in zip(s.temperatures, temps_f,
-                                                                 strict=True)},
-        "variants": [variant_name(k, nm) for k, nm in VARIANTS],
-        "closed_form": {v: {n: {_key(t): x for t, x in by_t.items()}
-                            for n, by_t in d.items()} for v, d in cf.items()},
-        "tasks": {_key(t, q): info for (t, q), (_, info) in task_sets.items()},
-        "probes": {p: {_key(t, q): by_probe[p] for (t, q), by_probe in probes.items()}
-                   for p in s.probes},
-        "correlations": rows, "labels": labels_out, "timings": timings})
+    return _plain(
+        {
+            "settings": asdict(s),
+            "representations": [
+                {"name": n, "family": family(n), "dim": int(reps[n].shape[1]), **base[n]}
+                for n in names
+            ],
+            "n": len(prior),
+            "prior": {"spec": PRIOR_SPEC, "kernel": s.kernel, "frobenius_norm": prior_norm},
+            "frobenius_temperatures": {
+                _key(t): tf for t, tf in zip(s.temperatures, temps_f, strict=True)
+            },
+            "variants": [variant_name(k, nm) for k, nm in VARIANTS],
+            "closed_form": {
+                v: {n: {_key(t): x for t, x in by_t.items()} for n, by_t in d.items()}
+                for v, d in cf.items()
+            },
+            "tasks": {_key(t, q): info for (t, q), (_, info) in task_sets.items()},
+            "probes": {
+                p: {_key(t, q): by_probe[p] for (t, q), by_probe in probes.items()}
+                for p in s.probes
+            },
+            "correlations": rows,
+            "labels": labels_out,
+            "timings": timings,
+        }
+    )
 
 
-def _labels_check(reps: Mapping[str, np.ndarray], labels: np.ndarray,
-                  base: Mapping[str, Any], s: StudySettings) -> dict[str, Any]:
+def _labels_check(
+    reps: Mapping[str, np.ndarray], labels: np.ndarray, base: Mapping[str, Any], s: StudySettings
+) -> dict[str, Any]:
     """Prior = label graph: closed form vs ridge accuracy on the true labels."""
     names = list(reps)
     acc = label_accuracy(reps, labels, s)
@@ -437,30 +561,60 @@ def _labels_check(reps: Mapping[str, np.ndarray], labels: np.ndarray,
         for kernel, norm in VARIANTS:
             primary = probe == s.probes[0] and kernel == VARIANTS[0][0]
             for t in s.label_temperatures:
-                meta = {"prior": "labels", "probe": probe,
-                        **_variant_meta(kernel, norm, t, label_norm), "label_temperature": t,
-                        "num_classes": int(labels.max()) + 1}
+                meta = {
+                    "prior": "labels",
+                    "probe": probe,
+                    **_variant_meta(kernel, norm, t, label_norm),
+                    "label_temperature": t,
+                    "num_classes": int(labels.max()) + 1,
+                }
                 by_t = {n: cf[meta["variant"]][n][meta["temperature"]] for n in names}
-                rows += _correlation_rows(by_t, acc[probe], names, meta, s,
-                                          pairs=(("mean_per_pair", "mean"),
-                                                 ("mean_per_pair", "balanced_mean")),
-                                          y_name="label_accuracy",
-                                          subsets=SUBSETS if primary else SUBSETS[:1])
+                rows += _correlation_rows(
+                    by_t,
+                    acc[probe],
+                    names,
+                    meta,
+                    s,
+                    pairs=(("mean_per_pair", "mean"), ("mean_per_pair", "balanced_mean")),
+                    y_name="label_accuracy",
+                    subsets=SUBSETS if primary else SUBSETS[:1],
+                )
         for bk in ("kernel_target_alignment", "rankme", "linear_cka_prior"):
-            c = correlate({n: base[n][bk] for n in names},
-                          {n: acc[probe][n]["mean"] for n in names},
-                          names, bootstrap=s.bootstrap, seed=s.seed)
-            rows.append({"prior": "labels", "probe": probe, "variant": "n/a", "normalize": "n/a",
-                         "temperature": None, "subset": "all", "x": bk,
-                         "y": "label_accuracy_mean", **c})
-    return {"num_classes": int(labels.max()) + 1, "class_counts": np.bincount(labels).tolist(),
-            "frobenius_norm": label_norm, "accuracy": acc,
-            "closed_form": {v: {n: {_key(t): x for t, x in by_t.items()}
-                                for n, by_t in d.items()} for v, d in cf.items()},
-            "correlations": rows}
+            c = correlate(
+                {n: base[n][bk] for n in names},
+                {n: acc[probe][n]["mean"] for n in names},
+                names,
+                bootstrap=s.bootstrap,
+                seed=s.seed,
+            )
+            rows.append(
+                {
+                    "prior": "labels",
+                    "probe": probe,
+                    "variant": "n/a",
+                    "normalize": "n/a",
+                    "temperature": None,
+                    "subset": "all",
+                    "x": bk,
+                    "y": "label_accuracy_mean",
+                    **c,
+                }
+            )
+    return {
+        "num_classes": int(labels.max()) + 1,
+        "class_counts": np.bincount(labels).tolist(),
+        "frobenius_norm": label_norm,
+        "accuracy": acc,
+        "closed_form": {
+            v: {n: {_key(t): x for t, x in by_t.items()} for n, by_t in d.items()}
+            for v, d in cf.items()
+        },
+        "correlations": rows,
+    }
 
 
 # ----------------------------------------------------------------------------- figures
+
 
 def _pyplot() -> Any:
     import matplotlib
@@ -472,8 +626,11 @@ def _pyplot() -> Any:
 
 
 def _colors() -> dict[str, str]:
-    return dict(zip(FAMILIES, ("tab:green", "tab:blue", "tab:orange", "tab:purple", "tab:gray"),
-                    strict=True))
+    return dict(
+        zip(
+            FAMILIES, ("tab:green", "tab:blue", "tab:orange", "tab:purple", "tab:gray"), strict=True
+        )
+    )
 
 
 def _find(rows: Iterable[Mapping[str, Any]], **match: Any) -> Mapping[str, Any] | None:
@@ -506,8 +663,12 @@ def plot_scatter(res: Mapping[str, Any], path: Path, *, stat: str, q: int) -> Pa
     variants = res["variants"]
     colors = _colors()
     xk, yk = ("mean_per_pair", "mean") if stat == "mean" else ("std_per_n", "std")
-    fig, axes = plt.subplots(len(variants), len(temps),
-                             figsize=(3.4 * len(temps), 2.9 * len(variants) + 0.5), squeeze=False)
+    fig, axes = plt.subplots(
+        len(variants),
+        len(temps),
+        figsize=(3.4 * len(temps), 2.9 * len(variants) + 0.5),
+        squeeze=False,
+    )
     for i, variant in enumerate(variants):
         for j, t in enumerate(temps):
             ax = axes[i][j]
@@ -515,10 +676,22 @@ def plot_scatter(res: Mapping[str, Any], path: Path, *, stat: str, q: int) -> Pa
             tk = _tkey(res, variant, t)
             for rep in res["representations"]:
                 n = rep["name"]
-                ax.scatter(res["closed_form"][variant][n][tk][xk], pr[n][yk], s=14,
-                           color=colors[rep["family"]], label=rep["family"])
-            c = _find(res["correlations"], probe=probe, variant=variant, task_temperature=t,
-                      num_classes=q, subset="all", x=f"closed_form_{xk}")
+                ax.scatter(
+                    res["closed_form"][variant][n][tk][xk],
+                    pr[n][yk],
+                    s=14,
+                    color=colors[rep["family"]],
+                    label=rep["family"],
+                )
+            c = _find(
+                res["correlations"],
+                probe=probe,
+                variant=variant,
+                task_temperature=t,
+                num_classes=q,
+                subset="all",
+                x=f"closed_form_{xk}",
+            )
             r = f"r={c['pearson']:.2f} ρ={c['spearman']:.2f}" if c else ""
             ax.set_title(f"{variant}, {tk}\n{r}", fontsize=8)
             ax.tick_params(labelsize=6)
@@ -535,16 +708,36 @@ def plot_scatter(res: Mapping[str, Any], path: Path, *, stat: str, q: int) -> Pa
     return path
 
 
-_VARIANT_COLORS = {"centered_cosine": "tab:blue", "centered_cosine+frobenius": "tab:red",
-                   "projection": "tab:green", "projection+frobenius": "tab:olive"}
+_VARIANT_COLORS = {
+    "centered_cosine": "tab:blue",
+    "centered_cosine+frobenius": "tab:red",
+    "projection": "tab:green",
+    "projection+frobenius": "tab:olive",
+}
 
 
-def _errorbar_series(ax: Any, rows: Sequence[Mapping[str, Any]], temps: Sequence[float],
-                     corr: str, shift: float, color: str, fmt: str, label: str) -> None:
+def _errorbar_series(
+    ax: Any,
+    rows: Sequence[Mapping[str, Any]],
+    temps: Sequence[float],
+    corr: str,
+    shift: float,
+    color: str,
+    fmt: str,
+    label: str,
+) -> None:
     v = np.array([r[corr] for r in rows])
     ci = np.array([r[f"{corr}_ci"] for r in rows], dtype=float)
-    ax.errorbar(np.array(temps) * shift, v, yerr=[v - ci[:, 0], ci[:, 1] - v], fmt=fmt,
-                color=color, capsize=2, ms=4, label=label)
+    ax.errorbar(
+        np.array(temps) * shift,
+        v,
+        yerr=[v - ci[:, 0], ci[:, 1] - v],
+        fmt=fmt,
+        color=color,
+        capsize=2,
+        ms=4,
+        label=label,
+    )
 
 
 def plot_correlations(res: Mapping[str, Any], path: Path) -> Path:
@@ -558,24 +751,51 @@ def plot_correlations(res: Mapping[str, Any], path: Path) -> Path:
             ax = axes[i][j]
             for k, variant in enumerate(res["variants"]):
                 for q, fmt in zip(res["settings"]["num_classes"], ("-o", "--s"), strict=False):
-                    pts = [_find(res["correlations"], probe=probe, variant=variant,
-                                 task_temperature=t, num_classes=q, subset="all",
-                                 x=f"closed_form_{xk}") for t in temps]
+                    pts = [
+                        _find(
+                            res["correlations"],
+                            probe=probe,
+                            variant=variant,
+                            task_temperature=t,
+                            num_classes=q,
+                            subset="all",
+                            x=f"closed_form_{xk}",
+                        )
+                        for t in temps
+                    ]
                     if all(p is not None for p in pts):
-                        _errorbar_series(ax, pts, temps, corr, 1.0 + 0.04 * (2 * k + (q > 2)),
-                                         _VARIANT_COLORS.get(variant, "k"), fmt,
-                                         f"{variant}, q={q}")
+                        _errorbar_series(
+                            ax,
+                            pts,
+                            temps,
+                            corr,
+                            1.0 + 0.04 * (2 * k + (q > 2)),
+                            _VARIANT_COLORS.get(variant, "k"),
+                            fmt,
+                            f"{variant}, q={q}",
+                        )
             if xk == "mean_per_pair":
                 for bk, color in (("rankme", "tab:gray"), ("linear_cka_prior", "tab:purple")):
-                    pts = [_find(res["correlations"], probe=probe, x=bk, task_temperature=t,
-                                 num_classes=res["settings"]["num_classes"][0]) for t in temps]
+                    pts = [
+                        _find(
+                            res["correlations"],
+                            probe=probe,
+                            x=bk,
+                            task_temperature=t,
+                            num_classes=res["settings"]["num_classes"][0],
+                        )
+                        for t in temps
+                    ]
                     if all(p is not None for p in pts):
                         ax.plot(temps, [p[corr] for p in pts], ":", color=color, label=bk)
             ax.axhline(0, color="k", lw=0.5)
             ax.set_xscale("log")
             ax.set_ylim(-1.05, 1.05)
-            ax.set_title(f"{corr}: closed-form {xk} vs {probe} accuracy "
-                         f"{'mean' if xk.startswith('mean') else 'std'}", fontsize=9)
+            ax.set_title(
+                f"{corr}: closed-form {xk} vs {probe} accuracy "
+                f"{'mean' if xk.startswith('mean') else 'std'}",
+                fontsize=9,
+            )
             ax.set_xlabel("task temperature T (Frobenius variants use T/||K||_F)", fontsize=8)
     axes[0][0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
@@ -592,17 +812,47 @@ def plot_probes(res: Mapping[str, Any], path: Path, *, q: int) -> Path:
     fig, axes = plt.subplots(1, len(probes), figsize=(4.2 * len(probes), 3.6), squeeze=False)
     for ax, probe in zip(axes[0], probes, strict=True):
         for k, variant in enumerate(res["variants"]):
-            pts = [_find(res["correlations"], probe=probe, variant=variant, task_temperature=t,
-                         num_classes=q, subset="all", x="closed_form_mean_per_pair")
-                   for t in temps]
+            pts = [
+                _find(
+                    res["correlations"],
+                    probe=probe,
+                    variant=variant,
+                    task_temperature=t,
+                    num_classes=q,
+                    subset="all",
+                    x="closed_form_mean_per_pair",
+                )
+                for t in temps
+            ]
             if all(p is not None for p in pts):
-                _errorbar_series(ax, pts, temps, "pearson", 1.0 + 0.05 * k,
-                                 _VARIANT_COLORS.get(variant, "k"), "-o", variant)
-        pts = [_find(res["correlations"], probe=probe, x="linear_cka_prior", task_temperature=t,
-                     num_classes=q) for t in temps]
+                _errorbar_series(
+                    ax,
+                    pts,
+                    temps,
+                    "pearson",
+                    1.0 + 0.05 * k,
+                    _VARIANT_COLORS.get(variant, "k"),
+                    "-o",
+                    variant,
+                )
+        pts = [
+            _find(
+                res["correlations"],
+                probe=probe,
+                x="linear_cka_prior",
+                task_temperature=t,
+                num_classes=q,
+            )
+            for t in temps
+        ]
         if all(p is not None for p in pts):
-            ax.plot(temps, [p["pearson"] for p in pts], ":", color="tab:purple",
-                    label="linear_cka_prior")
+            ax.plot(
+                temps,
+                [p["pearson"] for p in pts],
+                ":",
+                color="tab:purple",
+                label="linear_cka_prior",
+            )
         ax.set_xscale("log")
         ax.set_ylim(-0.6, 1.0)
         ax.axhline(0, color="k", lw=0.5)
@@ -631,12 +881,26 @@ def plot_labels(res: Mapping[str, Any], path: Path) -> Path | None:
         tu = t / lab["frobenius_norm"] if "frobenius" in variant else t
         for rep in res["representations"]:
             n = rep["name"]
-            ax.scatter(lab["closed_form"][variant][n][_key(tu)]["mean_per_pair"],
-                       acc[n]["mean"], s=14, color=colors[rep["family"]], label=rep["family"])
-        c = _find(lab["correlations"], probe=probe, variant=variant, label_temperature=t,
-                  subset="all", y="label_accuracy_mean")
-        ax.set_title(f"labels prior: {variant}, T={tu:.3g}\n"
-                     + (f"r={c['pearson']:.2f} ρ={c['spearman']:.2f}" if c else ""), fontsize=8)
+            ax.scatter(
+                lab["closed_form"][variant][n][_key(tu)]["mean_per_pair"],
+                acc[n]["mean"],
+                s=14,
+                color=colors[rep["family"]],
+                label=rep["family"],
+            )
+        c = _find(
+            lab["correlations"],
+            probe=probe,
+            variant=variant,
+            label_temperature=t,
+            subset="all",
+            y="label_accuracy_mean",
+        )
+        ax.set_title(
+            f"labels prior: {variant}, T={tu:.3g}\n"
+            + (f"r={c['pearson']:.2f} ρ={c['spearman']:.2f}" if c else ""),
+            fontsize=8,
+        )
         ax.set_xlabel("closed-form mean_per_pair", fontsize=7)
         ax.tick_params(labelsize=6)
     axes[0].set_ylabel(f"{probe} accuracy, true labels", fontsize=8)
@@ -645,8 +909,13 @@ def plot_labels(res: Mapping[str, Any], path: Path) -> Path | None:
     key = _key(temps[min(1, len(temps) - 1)], res["settings"]["num_classes"][0])
     for rep in res["representations"]:
         n = rep["name"]
-        ax.scatter(res["probes"][probe][key][n]["mean"], acc[n]["mean"], s=14,
-                   color=colors[rep["family"]], label=rep["family"])
+        ax.scatter(
+            res["probes"][probe][key][n]["mean"],
+            acc[n]["mean"],
+            s=14,
+            color=colors[rep["family"]],
+            label=rep["family"],
+        )
     ax.set_title(f"true labels vs sampled tasks ({key})", fontsize=8)
     ax.set_xlabel(f"mean {probe} accuracy, sampled tasks", fontsize=7)
     ax.tick_params(labelsize=6)
@@ -666,14 +935,23 @@ def plot_layers(res: Mapping[str, Any], path: Path, *, t: float, q: int) -> Path
     panels: list[tuple[str, Callable[[str], float]]] = []
     for variant in res["variants"]:
         tk = _tkey(res, variant, t)
-        panels.append((f"closed form: {variant}\n{tk}",
-                       lambda n, v=variant, k=tk: res["closed_form"][v][n][k]["mean_per_pair"]))
+        panels.append(
+            (
+                f"closed form: {variant}\n{tk}",
+                lambda n, v=variant, k=tk: res["closed_form"][v][n][k]["mean_per_pair"],
+            )
+        )
     for p in res["settings"]["probes"]:
-        panels.append((f"{p}: sampled tasks, T={t:g}, q={q}",
-                       lambda n, p=p: res["probes"][p][_key(t, q)][n]["mean"]))
+        panels.append(
+            (
+                f"{p}: sampled tasks, T={t:g}, q={q}",
+                lambda n, p=p: res["probes"][p][_key(t, q)][n]["mean"],
+            )
+        )
     if res.get("labels"):
-        panels.append((f"{probe}: true labels",
-                       lambda n: res["labels"]["accuracy"][probe][n]["mean"]))
+        panels.append(
+            (f"{probe}: true labels", lambda n: res["labels"]["accuracy"][probe][n]["mean"])
+        )
     colors = _colors()
     cols = 4
     rows = -(-len(panels) // cols)
@@ -686,12 +964,18 @@ def plot_layers(res: Mapping[str, Any], path: Path, *, t: float, q: int) -> Path
                 series.setdefault(base, []).append((layer, get(rep["name"])))
         for base, pts in series.items():
             pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", ms=3, label=base,
-                    color=colors[family(base)])
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                "-o",
+                ms=3,
+                label=base,
+                color=colors[family(base)],
+            )
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=6)
         ax.yaxis.get_offset_text().set_fontsize(6)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     for ax in axes[-1]:
         ax.set_xlabel("layer", fontsize=7)
@@ -707,20 +991,23 @@ def write_figures(res: Mapping[str, Any], folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     q0 = res["settings"]["num_classes"][0]
     temps = res["settings"]["temperatures"]
-    paths = [plot_scatter(res, folder / "validation_mean_scatter.png", stat="mean", q=q0),
-             plot_scatter(res, folder / "validation_std_scatter.png", stat="std", q=q0),
-             plot_correlations(res, folder / "validation_correlations.png"),
-             plot_probes(res, folder / "validation_probes.png", q=q0),
-             plot_layers(res, folder / "validation_layers.png",
-                         t=temps[min(1, len(temps) - 1)], q=q0),
-             plot_labels(res, folder / "validation_labels.png")]
+    paths = [
+        plot_scatter(res, folder / "validation_mean_scatter.png", stat="mean", q=q0),
+        plot_scatter(res, folder / "validation_std_scatter.png", stat="std", q=q0),
+        plot_correlations(res, folder / "validation_correlations.png"),
+        plot_probes(res, folder / "validation_probes.png", q=q0),
+        plot_layers(res, folder / "validation_layers.png", t=temps[min(1, len(temps) - 1)], q=q0),
+        plot_labels(res, folder / "validation_labels.png"),
+    ]
     return [str(p) for p in paths if p is not None]
 
 
 # ----------------------------------------------------------------------------- data + main
 
-def load_representations(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], np.ndarray,
-                                                            np.ndarray, dict[str, float]]:
+
+def load_representations(
+    args: argparse.Namespace,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, float]]:
     """Embed (through the cache) and derive the representation set; prior; labels; timings."""
     from tp_harness.evaluation import representations
     from tp_harness.evaluation.config import Config
@@ -728,10 +1015,13 @@ def load_representations(args: argparse.Namespace) -> tuple[dict[str, np.ndarray
     from tp_harness.evaluation.distributed import init_context
     from tp_harness.evaluation.features import tfidf_lsa
 
-    cfg = Config(batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
-                 cache_dir=args.cache_dir)
-    data = load_data("bundled:drug_reviews", num_examples=args.num_examples or None,
-                     seed=args.seed)
+    cfg = Config(
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+    )
+    data = load_data("bundled:drug_reviews", num_examples=args.num_examples or None, seed=args.seed)
     ctx = init_context("cpu")
     texts = list(data.dataset[data.text_column])
     timings: dict[str, float] = {}
@@ -742,10 +1032,11 @@ def load_representations(args: argparse.Namespace) -> tuple[dict[str, np.ndarray
     reps = select_layers(mini, "all-MiniLM-L6-v2", range(7))
     layers = [int(k) for k in args.smollm_layers.split(",")]
     sources = {"MiniLM": prior}
-    for pooling in (("mean",) if args.no_last_token else ("mean", "last")):
+    for pooling in ("mean",) if args.no_last_token else ("mean", "last"):
         t0 = time.perf_counter()
-        arr = representations.compute([SMOLLM_SPECS[pooling]], data, cfg, ctx,
-                                      progress=args.progress).arrays
+        arr = representations.compute(
+            [SMOLLM_SPECS[pooling]], data, cfg, ctx, progress=args.progress
+        ).arrays
         timings[f"embed_smollm2_{pooling}"] = time.perf_counter() - t0
         reps.update(select_layers(arr, f"SmolLM2-{pooling}", layers))
         if pooling == "mean":
@@ -754,9 +1045,18 @@ def load_representations(args: argparse.Namespace) -> tuple[dict[str, np.ndarray
     reps["tfidf-lsa128"] = tfidf_lsa(texts, dim=128, seed=args.seed)
     reps["tfidf-lsa16"] = tfidf_lsa(texts, dim=16, seed=args.seed)
     sources["tfidf-lsa128"] = reps["tfidf-lsa128"]
-    add_projections(reps, sources, [("MiniLM", 4), ("MiniLM", 16), ("SmolLM2-mean@layer30", 4),
-                                    ("SmolLM2-mean@layer30", 16), ("tfidf-lsa128", 8)],
-                    seed=args.seed)
+    add_projections(
+        reps,
+        sources,
+        [
+            ("MiniLM", 4),
+            ("MiniLM", 16),
+            ("SmolLM2-mean@layer30", 4),
+            ("SmolLM2-mean@layer30", 16),
+            ("tfidf-lsa128", 8),
+        ],
+        seed=args.seed,
+    )
     timings["classic_features"] = time.perf_counter() - t0
     assert data.labels is not None
     return reps, prior, np.asarray(data.labels, dtype=np.int64), timings
@@ -764,11 +1064,17 @@ def load_representations(args: argparse.Namespace) -> tuple[dict[str, np.ndarray
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--num-examples", type=int, default=600,
-                    help="random subsample of the 979 reviews (0: all)")
+    ap.add_argument(
+        "--num-examples", type=int, default=600, help="random subsample of the 979 reviews (0: all)"
+    )
     ap.add_argument("--num-tasks", type=int, default=256)
-    ap.add_argument("--temperatures", type=float, nargs="+", default=[0.001, 0.01, 0.1, 1.0],
-                    help="unnormalised T; the Frobenius runs use T/||K_prior||_F")
+    ap.add_argument(
+        "--temperatures",
+        type=float,
+        nargs="+",
+        default=[0.001, 0.01, 0.1, 1.0],
+        help="unnormalised T; the Frobenius runs use T/||K_prior||_F",
+    )
     ap.add_argument("--num-classes", type=int, nargs="+", default=[2, 3])
     ap.add_argument("--smollm-layers", default="0,3,6,9,12,15,18,21,24,27,30")
     ap.add_argument("--no-last-token", action="store_true", help="skip SmolLM2 last-token pooling")
@@ -794,23 +1100,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     reps, prior, labels, timings = load_representations(args)
-    print(f"{len(reps)} representations on n={len(prior)}: embedding "
-          f"{sum(timings.values()):.1f} s", flush=True)
-    s = StudySettings(temperatures=tuple(args.temperatures), num_classes=tuple(args.num_classes),
-                      num_tasks=args.num_tasks, bootstrap=args.bootstrap,
-                      label_splits=args.label_splits, seed=args.seed,
-                      extra={"smollm_layers": args.smollm_layers,
-                             "last_token": not args.no_last_token,
-                             "max_length": args.max_length})
+    print(
+        f"{len(reps)} representations on n={len(prior)}: embedding {sum(timings.values()):.1f} s",
+        flush=True,
+    )
+    s = StudySettings(
+        temperatures=tuple(args.temperatures),
+        num_classes=tuple(args.num_classes),
+        num_tasks=args.num_tasks,
+        bootstrap=args.bootstrap,
+        label_splits=args.label_splits,
+        seed=args.seed,
+        extra={
+            "smollm_layers": args.smollm_layers,
+            "last_token": not args.no_last_token,
+            "max_length": args.max_length,
+        },
+    )
     res = run_study(reps, prior, labels, s, log=lambda m: print(m, flush=True))
     res["timings"] = {**timings, **res["timings"]}
     figures = write_figures(res, Path(args.figures_dir))
     res["timings"]["total_seconds"] = time.perf_counter() - t_start
-    res["figures"] = [str(Path(f).resolve().relative_to(ROOT)) if Path(f).resolve()
-                      .is_relative_to(ROOT) else f for f in figures]
-    res["environment"] = {"python": platform.python_version(), "torch": torch.__version__,
-                          "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                          "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
+    res["figures"] = [
+        str(Path(f).resolve().relative_to(ROOT)) if Path(f).resolve().is_relative_to(ROOT) else f
+        for f in figures
+    ]
+    res["environment"] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+    }
     out = Path(args.output_json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(_plain(res), indent=1, allow_nan=True) + "\n")
@@ -822,16 +1143,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 def summary_table(res: Mapping[str, Any], subset: str = "all", probe: str | None = None) -> str:
     """Markdown table of the closed-form vs probe correlations for one subset."""
     probe = probe or _primary(res)
-    lines = [f"probe: {probe}, subset: {subset}",
-             "| closed form | T | q | x | Pearson [95% CI] | Spearman [95% CI] |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"probe: {probe}, subset: {subset}",
+        "| closed form | T | q | x | Pearson [95% CI] | Spearman [95% CI] |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in res["correlations"]:
-        if r["subset"] != subset or not str(r["x"]).startswith("closed_form") or \
-                r.get("probe") != probe:
+        if (
+            r["subset"] != subset
+            or not str(r["x"]).startswith("closed_form")
+            or r.get("probe") != probe
+        ):
             continue
-        lines.append(f"| {r['variant']} | {r['temperature']:.3g} | {r['num_classes']} | "
-                     f"{r['x'].removeprefix('closed_form_')} | {_fmt(r, 'pearson')} | "
-                     f"{_fmt(r, 'spearman')} |")
+        lines.append(
+            f"| {r['variant']} | {r['temperature']:.3g} | {r['num_classes']} | "
+            f"{r['x'].removeprefix('closed_form_')} | {_fmt(r, 'pearson')} | "
+            f"{_fmt(r, 'spearman')} |"
+        )
     return "\n".join(lines)
 
 

@@ -14,9 +14,11 @@ import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-WORDS = ("the a drug worked well for my pain but side effects were bad and i felt sick "
-         "tired happy great terrible doctor said take it twice daily no more headache "
-         "sleep better worse never again").split()
+WORDS = (
+    "the a drug worked well for my pain but side effects were bad and i felt sick "
+    "tired happy great terrible doctor said take it twice daily no more headache "
+    "sleep better worse never again"
+).split()
 SENTENCES = [
     "the drug worked well",
     "side effects were bad and i felt sick",
@@ -91,8 +93,13 @@ def _word_tokenizer(folder: Path, padding_side: str = "right") -> None:
 
     tok = Tokenizer(WordLevel({w: i for i, w in enumerate(_vocab())}, unk_token="[UNK]"))
     tok.pre_tokenizer = Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                   eos_token="<eos>", padding_side=padding_side)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        eos_token="<eos>",
+        padding_side=padding_side,
+    )
     fast.save_pretrained(folder)
 
 
@@ -109,8 +116,14 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(_vocab()), hidden_size=32, num_hidden_layers=2,
-                     num_attention_heads=2, intermediate_size=37, max_position_embeddings=64)
+    cfg = BertConfig(
+        vocab_size=len(_vocab()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
     folder = _save(BertModel(cfg), tmp_path_factory.mktemp("tiny-bert"))
     _bert_tokenizer(folder)
     return folder
@@ -125,17 +138,32 @@ def tiny_st_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     shutil.copytree(tiny_bert_dir, folder, dirs_exist_ok=True)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling",
-         "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize",
-         "type": "sentence_transformers.models.Normalize"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+        {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.models.Normalize",
+        },
     ]
     (folder / "modules.json").write_text(json.dumps(modules))
     (folder / "1_Pooling").mkdir()
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps({
-        "word_embedding_dimension": 32, "pooling_mode_cls_token": True,
-        "pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False}))
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": 32,
+                "pooling_mode_cls_token": True,
+                "pooling_mode_mean_tokens": False,
+                "pooling_mode_max_tokens": False,
+                "pooling_mode_mean_sqrt_len_tokens": False,
+            }
+        )
+    )
     (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 6}))
     return folder
 
@@ -148,22 +176,42 @@ def _causal(arch: str, folder: Path) -> Path:
     n = len(_vocab())
     eos = _vocab().index("<eos>")
     if arch == "gpt2":
-        model: object = GPT2LMHeadModel(GPT2Config(
-            vocab_size=n, n_embd=32, n_layer=2, n_head=2, n_positions=64,
-            bos_token_id=eos, eos_token_id=eos, pad_token_id=0))
+        model: object = GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=n,
+                n_embd=32,
+                n_layer=2,
+                n_head=2,
+                n_positions=64,
+                bos_token_id=eos,
+                eos_token_id=eos,
+                pad_token_id=0,
+            )
+        )
     else:
-        model = LlamaForCausalLM(LlamaConfig(
-            vocab_size=n, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-            num_key_value_heads=1, intermediate_size=48, max_position_embeddings=64,
-            bos_token_id=eos, eos_token_id=eos, pad_token_id=0))
+        model = LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=n,
+                hidden_size=32,
+                num_hidden_layers=3,
+                num_attention_heads=2,
+                num_key_value_heads=1,
+                intermediate_size=48,
+                max_position_embeddings=64,
+                bos_token_id=eos,
+                eos_token_id=eos,
+                pad_token_id=0,
+            )
+        )
     _save(model, folder)
     _word_tokenizer(folder)
     return folder
 
 
 @pytest.fixture(scope="session", params=["gpt2", "llama"])
-def tiny_causal_dir(request: pytest.FixtureRequest,
-                    tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_causal_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """Random GPT-2 (2 layers) or Llama (3 layers) causal LM with a word tokenizer."""
     return _causal(request.param, tmp_path_factory.mktemp(f"tiny-{request.param}"))
 
@@ -180,23 +228,30 @@ def _vision(arch: str, folder: Path) -> Path:
     )
 
     torch.manual_seed(2)
-    common = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2,
-              "num_attention_heads": 2}
+    common = {
+        "image_size": 32,
+        "patch_size": 8,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+    }
     if arch == "vit":
         model: object = ViTModel(ViTConfig(intermediate_size=37, **common))
         proc: object = ViTImageProcessorPil(size={"height": 32, "width": 32})
     else:
         model = Dinov2Model(Dinov2Config(mlp_ratio=2, **common))
-        proc = BitImageProcessorPil(size={"shortest_edge": 32},
-                                    crop_size={"height": 32, "width": 32})
+        proc = BitImageProcessorPil(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        )
     _save(model, folder)
     proc.save_pretrained(folder)  # type: ignore[attr-defined]
     return folder
 
 
 @pytest.fixture(scope="session", params=["vit", "dinov2"])
-def tiny_vision_dir(request: pytest.FixtureRequest,
-                    tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_vision_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """Random ViT or DINOv2 (32x32 images, patch 8, 2 layers) with a PIL processor."""
     return _vision(request.param, tmp_path_factory.mktemp(f"tiny-{request.param}"))
 

@@ -28,8 +28,18 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 PREFIXES = {"datasets": "dataset", "spaces": "space"}  # URL prefix -> repo type
-LFS_SUFFIXES = (".parquet", ".arrow", ".png", ".jpg", ".bin", ".safetensors", ".pt", ".npy",
-                ".gz", ".zip")
+LFS_SUFFIXES = (
+    ".parquet",
+    ".arrow",
+    ".png",
+    ".jpg",
+    ".bin",
+    ".safetensors",
+    ".pt",
+    ".npy",
+    ".gz",
+    ".zip",
+)
 LFS_MIN_SIZE = 10 * 1024 * 1024
 MAX_BODY = 512 * 1024 * 1024
 GITATTRIBUTES = "".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n" for s in LFS_SUFFIXES)
@@ -41,8 +51,9 @@ def git_blob_sha1(data: bytes) -> str:
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:
-    return (f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\n"
-            f"size {size}\n").encode()
+    return (
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n"
+    ).encode()
 
 
 @dataclass(frozen=True)
@@ -97,15 +108,21 @@ class Repo:
         h = hashlib.sha1(f"{self.repo_type}/{self.repo_id}:{len(self.commits)}:{title}".encode())
         for path in sorted(files):
             h.update(f"{path}:{files[path].oid}".encode())
-        c = Commit(h.hexdigest(), title, time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-                   files)
+        c = Commit(
+            h.hexdigest(), title, time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), files
+        )
         self.commits.append(c)
         return c
 
 
 class HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
         self.extra = extra or {}
@@ -139,13 +156,20 @@ class HubState:
 def _entry(path: str, blob: Blob | None, commit: Commit, expand: bool) -> dict[str, Any]:
     """A tree / paths-info entry for a file (``blob``) or a folder (``blob`` None)."""
     if blob is None:
-        out: dict[str, Any] = {"type": "directory", "path": path, "size": 0,
-                               "oid": hashlib.sha1(f"{commit.oid}:{path}".encode()).hexdigest()}
+        out: dict[str, Any] = {
+            "type": "directory",
+            "path": path,
+            "size": 0,
+            "oid": hashlib.sha1(f"{commit.oid}:{path}".encode()).hexdigest(),
+        }
     else:
         out = {"type": "file", "path": path, "size": len(blob.data), "oid": blob.oid}
         if blob.lfs:
-            out["lfs"] = {"oid": blob.sha256, "size": len(blob.data),
-                          "pointerSize": len(blob.pointer)}
+            out["lfs"] = {
+                "oid": blob.sha256,
+                "size": len(blob.data),
+                "pointerSize": len(blob.pointer),
+            }
     if expand:
         out["lastCommit"] = {"id": commit.oid, "title": commit.title, "date": commit.date}
     return out
@@ -167,7 +191,7 @@ def list_tree(commit: Commit, path: str, recursive: bool, expand: bool) -> list[
     prefix = f"{path}/" if path else ""
 
     def wanted(p: str) -> bool:
-        return p.startswith(prefix) and (recursive or "/" not in p[len(prefix):])
+        return p.startswith(prefix) and (recursive or "/" not in p[len(prefix) :])
 
     out = [_entry(f, None, commit, expand) for f in sorted(folders) if wanted(f)]
     out += [_entry(p, b, commit, expand) for p, b in sorted(commit.files.items()) if wanted(p)]
@@ -248,8 +272,13 @@ class Handler(BaseHTTPRequestHandler):
             raise HubError(413, "request body too large")
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -283,9 +312,18 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, path: str, query: dict[str, list[str]], body: bytes) -> None:
         if path == "/api/whoami-v2":
             self._require_auth()
-            self._json({"type": "user", "name": "tester", "fullname": "Test User", "orgs": [],
-                        "auth": {"type": "access_token",
-                                 "accessToken": {"displayName": "test", "role": "write"}}})
+            self._json(
+                {
+                    "type": "user",
+                    "name": "tester",
+                    "fullname": "Test User",
+                    "orgs": [],
+                    "auth": {
+                        "type": "access_token",
+                        "accessToken": {"displayName": "test", "role": "write"},
+                    },
+                }
+            )
         elif path == "/api/validate-yaml":
             self._json({"errors": [], "warnings": []})
         elif path == "/api/repos/create" and self.command == "POST":
@@ -301,8 +339,9 @@ class Handler(BaseHTTPRequestHandler):
         elif m := _LFS_BATCH.match(path):
             self._lfs_batch(PREFIXES.get(m.group(1) or "", "model"), m.group(2), json.loads(body))
         elif m := _RESOLVE.match(path):
-            self._resolve(PREFIXES.get(m.group(1) or "", "model"), m.group(2), m.group(3),
-                          unquote(m.group(4)))
+            self._resolve(
+                PREFIXES.get(m.group(1) or "", "model"), m.group(2), m.group(3), unquote(m.group(4))
+            )
         else:
             raise HubError(404, f"no route for {self.command} {path}")
 
@@ -316,8 +355,9 @@ class Handler(BaseHTTPRequestHandler):
         self.state.create(repo_type, repo_id, private, url)
         self._json({"url": url, "name": repo_id})
 
-    def _api_repo(self, repo_type: str, repo_id: str, rest: str, query: dict[str, list[str]],
-                  body: bytes) -> None:
+    def _api_repo(
+        self, repo_type: str, repo_id: str, rest: str, query: dict[str, list[str]], body: bytes
+    ) -> None:
         repo = self.state.repo(repo_type, repo_id, self._authorized())
         action, _, tail = rest.partition("/")
         rev, _, sub = tail.partition("/")
@@ -335,29 +375,49 @@ class Handler(BaseHTTPRequestHandler):
             self._json(list_tree(commit, unquote(sub), recursive, expand))
         elif action == "paths-info" and self.command == "POST":
             form = parse_qs(body.decode())
-            self._json(self._paths_info(commit, form.get("paths", []),
-                                        form.get("expand", ["false"])[0].lower() == "true"))
+            self._json(
+                self._paths_info(
+                    commit,
+                    form.get("paths", []),
+                    form.get("expand", ["false"])[0].lower() == "true",
+                )
+            )
         elif action == "preupload" and self.command == "POST":
             self._require_auth()
-            self._json({"files": [self._upload_mode(commit, f)
-                                  for f in json.loads(body)["files"]]})
+            self._json({"files": [self._upload_mode(commit, f) for f in json.loads(body)["files"]]})
         elif action == "commit" and self.command == "POST":
             self._require_auth()
             lines = [json.loads(x) for x in body.splitlines() if x.strip()]
             c = apply_commit(self.state, repo, lines)
             prefix = "" if repo_type == "model" else f"{repo_type}s/"
-            self._json({"success": True, "commitOid": c.oid, "pullRequestUrl": None,
-                        "commitUrl": f"{self.server.url}/{prefix}{repo_id}/commit/{c.oid}"})
+            self._json(
+                {
+                    "success": True,
+                    "commitOid": c.oid,
+                    "pullRequestUrl": None,
+                    "commitUrl": f"{self.server.url}/{prefix}{repo_id}/commit/{c.oid}",
+                }
+            )
         else:
             raise HubError(404, f"no route for {self.command} /api/{repo_type}s/{repo_id}/{rest}")
 
     @staticmethod
     def _repo_info(repo: Repo, commit: Commit) -> dict[str, Any]:
-        return {"_id": hashlib.md5(repo.repo_id.encode()).hexdigest()[:24], "id": repo.repo_id,
-                "author": repo.repo_id.split("/")[0], "sha": commit.oid, "private": repo.private,
-                "gated": False, "disabled": False, "downloads": 0, "likes": 0, "tags": [],
-                "lastModified": commit.date, "createdAt": repo.commits[0].date,
-                "siblings": [{"rfilename": p} for p in sorted(commit.files)]}
+        return {
+            "_id": hashlib.md5(repo.repo_id.encode()).hexdigest()[:24],
+            "id": repo.repo_id,
+            "author": repo.repo_id.split("/")[0],
+            "sha": commit.oid,
+            "private": repo.private,
+            "gated": False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "lastModified": commit.date,
+            "createdAt": repo.commits[0].date,
+            "siblings": [{"rfilename": p} for p in sorted(commit.files)],
+        }
 
     @staticmethod
     def _paths_info(commit: Commit, paths: list[str], expand: bool) -> list[dict[str, Any]]:
@@ -375,8 +435,12 @@ class Handler(BaseHTTPRequestHandler):
         lfs = f["path"].endswith(LFS_SUFFIXES) or int(f["size"]) >= LFS_MIN_SIZE
         old = commit.files.get(f["path"])
         oid = None if old is None else (old.sha256 if old.lfs else old.oid)
-        return {"path": f["path"], "uploadMode": "lfs" if lfs else "regular",
-                "shouldIgnore": False, "oid": oid}
+        return {
+            "path": f["path"],
+            "uploadMode": "lfs" if lfs else "regular",
+            "shouldIgnore": False,
+            "oid": oid,
+        }
 
     def _lfs_batch(self, repo_type: str, repo_id: str, payload: dict[str, Any]) -> None:
         self._require_auth()
@@ -388,8 +452,11 @@ class Handler(BaseHTTPRequestHandler):
                 href = f"{self.server.url}/lfs-objects/{obj['oid']}"
                 entry["actions"] = {"upload": {"href": href, "header": {}}}
             objects.append(entry)
-        self._send(200, json.dumps({"transfer": "basic", "objects": objects}).encode(),
-                   content_type="application/vnd.git-lfs+json")
+        self._send(
+            200,
+            json.dumps({"transfer": "basic", "objects": objects}).encode(),
+            content_type="application/vnd.git-lfs+json",
+        )
 
     def _resolve(self, repo_type: str, repo_id: str, rev: str, path: str) -> None:
         repo = self.state.repo(repo_type, repo_id, self._authorized())
@@ -411,7 +478,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise HubError(416, "range not satisfiable")
             end = min(end, len(data) - 1)
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-            data, status = data[start:end + 1], 206
+            data, status = data[start : end + 1], 206
         self._send(status, data, headers, content_type="application/octet-stream")
 
 
@@ -431,8 +498,9 @@ class HubServer:
         self.state = HubState(token)
         self.httpd = HubHTTPServer(self.state)
         self.url = self.httpd.url
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={
-            "poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._timer = threading.Timer(lifetime_s, self.stop)
         self._timer.daemon = True
 

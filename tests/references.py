@@ -11,8 +11,9 @@ import numpy as np
 from scipy.special import expit
 
 
-def asymmetric_features(seed: int, n: int, d: int, *, spread: tuple[float, float] = (0.2, 4.0),
-                        offset: float = 2.0) -> np.ndarray:
+def asymmetric_features(
+    seed: int, n: int, d: int, *, spread: tuple[float, float] = (0.2, 4.0), offset: float = 2.0
+) -> np.ndarray:
     """Float64 (n, d) features with a different scale and mean per column."""
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, d)) * rng.uniform(*spread, d) + rng.normal(size=d) * offset

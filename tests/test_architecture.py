@@ -31,10 +31,17 @@ def test_core_imports_only_torch_numpy_numba_threadpoolctl() -> None:
     assert set(external) <= CORE_ALLOWED, external
 
 
-@pytest.mark.parametrize(("lower", "upper"), [
-    ("tp_harness.core", "tp_harness.evaluation"), ("tp_harness.core", "tp_harness.publishing"),
-    ("tp_harness.core", "tp_harness.cli"), ("tp_harness.evaluation", "tp_harness.publishing"),
-    ("tp_harness.evaluation", "tp_harness.cli"), ("tp_harness.publishing", "tp_harness.cli")])
+@pytest.mark.parametrize(
+    ("lower", "upper"),
+    [
+        ("tp_harness.core", "tp_harness.evaluation"),
+        ("tp_harness.core", "tp_harness.publishing"),
+        ("tp_harness.core", "tp_harness.cli"),
+        ("tp_harness.evaluation", "tp_harness.publishing"),
+        ("tp_harness.evaluation", "tp_harness.cli"),
+        ("tp_harness.publishing", "tp_harness.cli"),
+    ],
+)
 def test_no_floor_imports_a_floor_above(lower: str, upper: str) -> None:
     chains = _graph().find_shortest_chains(importer=lower, imported=upper)
     assert not chains, chains
@@ -43,13 +50,33 @@ def test_no_floor_imports_a_floor_above(lower: str, upper: str) -> None:
 def test_import_tp_harness_loads_the_core_only() -> None:
     """``python -X importtime -c "import tp_harness"``: no Hugging Face library, no UI, no
     pipeline; ``run``/``Config``/``Results`` resolve lazily to the evaluation floor."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import tp_harness"],
-                          capture_output=True, text=True, cwd=ROOT, check=True)
-    loaded = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
-              if line.startswith("import time:")}
-    heavy = {"transformers", "datasets", "accelerate", "gradio", "matplotlib", "pandas",
-             "huggingface_hub", "sentence_transformers", "sklearn", "numba",
-             "tp_harness.evaluation", "tp_harness.evaluation.pipeline", "tp_harness.publishing"}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import tp_harness"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    loaded = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    heavy = {
+        "transformers",
+        "datasets",
+        "accelerate",
+        "gradio",
+        "matplotlib",
+        "pandas",
+        "huggingface_hub",
+        "sentence_transformers",
+        "sklearn",
+        "numba",
+        "tp_harness.evaluation",
+        "tp_harness.evaluation.pipeline",
+        "tp_harness.publishing",
+    }
     assert "tp_harness.core" in loaded
     assert not heavy & loaded, sorted(heavy & loaded)
 
@@ -106,7 +133,12 @@ def test_tests_mirror_the_package_and_import_no_other_test_module() -> None:
     assert floors <= {p.name for p in tests.iterdir() if p.is_dir()}
     for path in tests.rglob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 assert not name.split(".")[-1].startswith("test_"), (path, name)

@@ -32,24 +32,45 @@ def test_normalize_none_overrides_a_suite(tmp_path: Path) -> None:
     from tp_harness.evaluation.config import load_config
 
     suite = tmp_path / "s.yaml"
-    suite.write_text("include: default.yaml\nnormalize: frobenius\n".replace(
-        "default.yaml", str(Path(__file__).resolve().parents[1] / "tasks" / "default.yaml")))
-    args = cli.build_parser().parse_args(["evaluate", "--suite", str(suite), "--normalize",
-                                          "none"])
+    suite.write_text(
+        "include: default.yaml\nnormalize: frobenius\n".replace(
+            "default.yaml", str(Path(__file__).resolve().parents[1] / "tasks" / "default.yaml")
+        )
+    )
+    args = cli.build_parser().parse_args(["evaluate", "--suite", str(suite), "--normalize", "none"])
     assert load_config(str(suite)).normalize == "frobenius"
     assert load_config(args.suite, cli._overrides(args)).normalize is None
 
 
-def test_spec_aliases_survive_the_run_defaults(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                               ) -> None:
+def test_spec_aliases_survive_the_run_defaults(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``bs=8,max_len=64`` is what the run records and what keys the embedding cache."""
     from tp_harness.evaluation.embed.cache import cache_key
 
     out, cache = tmp_path / "out", tmp_path / "cache"
-    code = cli.main(["evaluate", "--model", "bundled:minilm:bs=8,max_len=64", "--prior", "labels",
-                     "--dataset", "bundled:drug_reviews", "--num-examples", "40",
-                     "--num-tasks", "4", "--min-class-fraction", "0", "--output-dir", str(out), "--cache-dir", str(cache),
-                     "--no-progress"])
+    code = cli.main(
+        [
+            "evaluate",
+            "--model",
+            "bundled:minilm:bs=8,max_len=64",
+            "--prior",
+            "labels",
+            "--dataset",
+            "bundled:drug_reviews",
+            "--num-examples",
+            "40",
+            "--num-tasks",
+            "4",
+            "--min-class-fraction",
+            "0",
+            "--output-dir",
+            str(out),
+            "--cache-dir",
+            str(cache),
+            "--no-progress",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     doc = json.loads((out / "results.json").read_text())
     (model,) = [m for m in doc["models"] if m["name"] == "all-MiniLM-L6-v2"]

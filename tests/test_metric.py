@@ -37,8 +37,9 @@ def _expected(x: np.ndarray, p: np.ndarray, t: float, **kw: Any) -> dict[str, ob
     return {k: getattr(res, k) for k in FIELDS}
 
 
-def test_loads_by_the_documented_relative_path(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loads_by_the_documented_relative_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import evaluate
 
     monkeypatch.chdir(Path(METRIC).parents[1])
@@ -58,19 +59,33 @@ def test_add_batch_equals_one_call(tmp_path: Path) -> None:
 
     metric = _load(tmp_path)
     x, p = _data(3)
-    one = metric.compute(predictions=x, references=p, temperature=0.7, model_kernel="cosine",
-                         prior_kernel="linear", normalize="frobenius")
+    one = metric.compute(
+        predictions=x,
+        references=p,
+        temperature=0.7,
+        model_kernel="cosine",
+        prior_kernel="linear",
+        normalize="frobenius",
+    )
     for a, b in ((0, 1), (1, 18), (18, 40), (40, 61)):  # uneven batches, mixed input types
         preds = torch.from_numpy(x[a:b]) if a else x[a:b].tolist()
         metric.add_batch(predictions=preds, references=p[a:b])
-    batched = metric.compute(temperature=0.7, model_kernel="cosine", prior_kernel="linear",
-                             normalize="frobenius")
-    assert batched == one == _expected(x, p, 0.7, model_kernel="cosine", prior_kernel="linear",
-                                       normalize="frobenius")
+    batched = metric.compute(
+        temperature=0.7, model_kernel="cosine", prior_kernel="linear", normalize="frobenius"
+    )
+    assert (
+        batched
+        == one
+        == _expected(x, p, 0.7, model_kernel="cosine", prior_kernel="linear", normalize="frobenius")
+    )
     for i in range(len(x)):
         metric.add(prediction=x[i], reference=p[i])
-    assert metric.compute(temperature=0.7, model_kernel="cosine", prior_kernel="linear",
-                          normalize="frobenius") == one
+    assert (
+        metric.compute(
+            temperature=0.7, model_kernel="cosine", prior_kernel="linear", normalize="frobenius"
+        )
+        == one
+    )
 
 
 def test_default_temperature_is_the_harness_default(tmp_path: Path) -> None:
@@ -108,19 +123,25 @@ def test_float64_config_keeps_float64(tmp_path: Path) -> None:
 def test_monte_carlo_reports_standard_errors(tmp_path: Path) -> None:
     metric = _load(tmp_path)
     x, p = _data(7)
-    out = metric.compute(predictions=x, references=p, temperature=1.0, method="monte_carlo",
-                         num_pairs=2000, seed=0)
+    out = metric.compute(
+        predictions=x, references=p, temperature=1.0, method="monte_carlo", num_pairs=2000, seed=0
+    )
     res = task_prior_moments(x, p, 1.0, method="monte_carlo", num_pairs=2000, seed=0)
     assert isinstance(res, MomentResult)
-    assert (out["mean"], out["mean_stderr"], out["variance_stderr"]) == \
-        (res.mean, res.mean_stderr, res.variance_stderr)
+    assert (out["mean"], out["mean_stderr"], out["variance_stderr"]) == (
+        res.mean,
+        res.mean_stderr,
+        res.variance_stderr,
+    )
 
 
 def test_two_processes_equal_one(tmp_path: Path) -> None:
     """evaluate's multi-process mode: two workers share a cache dir; process 0 gets the result."""
     x, p = _data(8)
-    workers = [_load(tmp_path, num_process=2, process_id=i, experiment_id="two-proc",
-                     timeout=60) for i in range(2)]
+    workers = [
+        _load(tmp_path, num_process=2, process_id=i, experiment_id="two-proc", timeout=60)
+        for i in range(2)
+    ]
     shards = (slice(0, 25), slice(25, None))
     out: dict[int, object] = {}
 

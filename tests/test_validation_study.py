@@ -29,8 +29,12 @@ def _synthetic(n: int = 48, seed: int = 0):
     labels = np.repeat(np.arange(3), n // 3)
     centers = rng.normal(size=(3, 8)) * 3
     prior = (centers[labels] + rng.normal(size=(n, 8))).astype(np.float32)
-    reps = {f"toy@layer{k}": (prior * (k + 1) / 4 + rng.normal(size=(n, 8)) * (4 - k))
-            .astype(np.float32) for k in range(4)}
+    reps = {
+        f"toy@layer{k}": (prior * (k + 1) / 4 + rng.normal(size=(n, 8)) * (4 - k)).astype(
+            np.float32
+        )
+        for k in range(4)
+    }
     reps["tfidf-toy"] = rng.normal(size=(n, 5)).astype(np.float32)
     return reps, prior, labels
 
@@ -41,8 +45,7 @@ def test_family_and_subsets(vs):
     assert vs.family("rp4(MiniLM)") == "random projection"
     assert vs.family("tfidf-lsa16") == "TF-IDF/LSA"
     names = ["all-MiniLM-L6-v2@layer6", "SmolLM2-mean@layer3", "rp4(MiniLM)"]
-    assert vs.subset_names(names, "without prior's layer", "all-MiniLM-L6-v2@layer6") == \
-        names[1:]
+    assert vs.subset_names(names, "without prior's layer", "all-MiniLM-L6-v2@layer6") == names[1:]
     assert vs.subset_names(names, "SmolLM2 layers", "x") == ["SmolLM2-mean@layer3"]
     with pytest.raises(ValueError, match="unknown subset"):
         vs.subset_names(names, "nope", "x")
@@ -71,9 +74,16 @@ def test_frobenius_pairing_gives_same_prior(vs):
 
 def test_run_study_and_figures(vs, tmp_path):
     reps, prior, labels = _synthetic()
-    s = vs.StudySettings(temperatures=(0.05, 0.5), num_classes=(2,), num_tasks=12,
-                         label_splits=1, label_temperatures=(0.5,), bootstrap=20,
-                         probe_alphas=(1.0, 100.0), prior_layer="toy@layer3")
+    s = vs.StudySettings(
+        temperatures=(0.05, 0.5),
+        num_classes=(2,),
+        num_tasks=12,
+        label_splits=1,
+        label_temperatures=(0.5,),
+        bootstrap=20,
+        probe_alphas=(1.0, 100.0),
+        prior_layer="toy@layer3",
+    )
     res = vs.run_study(reps, prior, labels, s, log=lambda m: None)
     json.dumps(res)  # JSON-ready
     assert res["n"] == 48 and len(res["representations"]) == 5
@@ -82,15 +92,25 @@ def test_run_study_and_figures(vs, tmp_path):
     acc = res["probes"]["ridge_tuned"]["T=0.05,q=2"]["toy@layer3"]
     assert 0.0 <= acc["mean"] <= 1.0 and acc["var"] == pytest.approx(acc["std"] ** 2)
     assert acc["alpha"] in s.probe_alphas
-    rows = [r for r in res["correlations"] if r["subset"] == "all"
-            and r["x"] == "closed_form_mean_per_pair" and r["probe"] == "ridge_tuned"]
-    assert {(r["normalize"], r["task_temperature"]) for r in rows} == \
-        {(nm, t) for nm in ("none", "frobenius") for t in (0.05, 0.5)}
+    rows = [
+        r
+        for r in res["correlations"]
+        if r["subset"] == "all"
+        and r["x"] == "closed_form_mean_per_pair"
+        and r["probe"] == "ridge_tuned"
+    ]
+    assert {(r["normalize"], r["task_temperature"]) for r in rows} == {
+        (nm, t) for nm in ("none", "frobenius") for t in (0.05, 0.5)
+    }
     for r in rows:
         assert -1 <= r["pearson"] <= 1 and len(r["pearson_ci"]) == 2
     # the strongest copy of the prior scores higher than pure noise, in closed form and probes
-    assert res["variants"] == ["centered_cosine", "centered_cosine+frobenius", "projection",
-                               "projection+frobenius"]
+    assert res["variants"] == [
+        "centered_cosine",
+        "centered_cosine+frobenius",
+        "projection",
+        "projection+frobenius",
+    ]
     cf = res["closed_form"]["centered_cosine"]
     assert cf["toy@layer3"]["T=0.05"]["mean_per_pair"] > cf["tfidf-toy"]["T=0.05"]["mean_per_pair"]
     pr = res["probes"]["ridge_tuned"]["T=0.05,q=2"]
@@ -100,11 +120,19 @@ def test_run_study_and_figures(vs, tmp_path):
     assert lab["frobenius_norm"] == pytest.approx(math.sqrt(3 * 16**2))
     # labels prior + Frobenius: the closed-form mean is an affine map of kernel-target
     # alignment (centered M sums to 0), so both rank the models identically
-    kta = next(r for r in lab["correlations"] if r["x"] == "kernel_target_alignment"
-               and r["probe"] == "ridge_tuned")
-    frob = next(r for r in lab["correlations"] if r["variant"] == "centered_cosine+frobenius"
-                and r["probe"] == "ridge_tuned" and r["y"] == "label_accuracy_mean"
-                and r["subset"] == "all")
+    kta = next(
+        r
+        for r in lab["correlations"]
+        if r["x"] == "kernel_target_alignment" and r["probe"] == "ridge_tuned"
+    )
+    frob = next(
+        r
+        for r in lab["correlations"]
+        if r["variant"] == "centered_cosine+frobenius"
+        and r["probe"] == "ridge_tuned"
+        and r["y"] == "label_accuracy_mean"
+        and r["subset"] == "all"
+    )
     assert frob["pearson"] == pytest.approx(kta["pearson"], abs=1e-6)
     assert "| centered_cosine+frobenius |" in vs.summary_table(res)
 
@@ -142,8 +170,7 @@ def test_ridge_path_matches_library_ridge(vs):
     rng = np.random.default_rng(1)
     tasks = np.stack([labels, rng.integers(0, 3, size=len(labels))])
     train, test = (i.numpy() for i in train_test_indices(len(x), 0.25, 0))
-    path = vs.ridge_path_accuracy(x[train], tasks[:, train], x[test], tasks[:, test],
-                                  [0.5, 50.0])
+    path = vs.ridge_path_accuracy(x[train], tasks[:, train], x[test], tasks[:, test], [0.5, 50.0])
     for i, alpha in enumerate([0.5, 50.0]):
         ref = probe_tasks(x, tasks, probe="ridge", alpha=alpha, test_fraction=0.25, seed=0)
         np.testing.assert_allclose(path[i], ref.accuracy)

@@ -33,11 +33,36 @@ def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
 
 
 _OVERRIDE_KEYS = (
-    "models", "priors", "prior_weights", "dataset", "dataset_config", "split", "text_column",
-    "image_column", "label_column", "num_examples", "temperatures", "num_tasks", "num_classes",
-    "task_temperature", "gibbs_sweeps", "probes", "model_kernel", "prior_kernel", "normalize",
-    "output_dir", "cache_dir", "seed", "device", "batch_size", "max_length", "dtype",
-    "push_to_hub", "block_size", "min_class_fraction")
+    "models",
+    "priors",
+    "prior_weights",
+    "dataset",
+    "dataset_config",
+    "split",
+    "text_column",
+    "image_column",
+    "label_column",
+    "num_examples",
+    "temperatures",
+    "num_tasks",
+    "num_classes",
+    "task_temperature",
+    "gibbs_sweeps",
+    "probes",
+    "model_kernel",
+    "prior_kernel",
+    "normalize",
+    "output_dir",
+    "cache_dir",
+    "seed",
+    "device",
+    "batch_size",
+    "max_length",
+    "dtype",
+    "push_to_hub",
+    "block_size",
+    "min_class_fraction",
+)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -70,11 +95,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score models with task priors (default: offline suite)")
-    p.add_argument("--suite", default=None, help="suite name in tasks/ or a YAML path "
-                   "(default: tasks/default.yaml)")
+    p.add_argument(
+        "--suite",
+        default=None,
+        help="suite name in tasks/ or a YAML path (default: tasks/default.yaml)",
+    )
     p.add_argument("--model", dest="models", action="append", help="model spec (repeatable)")
-    p.add_argument("--prior", dest="priors", action="append",
-                   help="prior: a model spec, 'labels' or 'self' (repeatable)")
+    p.add_argument(
+        "--prior",
+        dest="priors",
+        action="append",
+        help="prior: a model spec, 'labels' or 'self' (repeatable)",
+    )
     p.add_argument("--prior-weights", type=float, nargs="+", default=None)
     p.add_argument("--dataset", default=None)
     p.add_argument("--dataset-config", default=None)
@@ -88,8 +120,12 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-tasks", type=int, default=None)
     p.add_argument("--num-classes", type=int, action="append")
     p.add_argument("--gibbs-sweeps", type=int, default=None)
-    p.add_argument("--min-class-fraction", type=float, default=None,
-                   help="redraw sampled tasks whose smallest class is below this fraction")
+    p.add_argument(
+        "--min-class-fraction",
+        type=float,
+        default=None,
+        help="redraw sampled tasks whose smallest class is below this fraction",
+    )
     p.add_argument("--probe", dest="probes", action="append", choices=probe_names())
     p.add_argument("--model-kernel", default=None, choices=kernel_names())
     p.add_argument("--prior-kernel", default=None, choices=kernel_names())
@@ -111,8 +147,9 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_push(args: argparse.Namespace) -> int:
     from .publishing.hub import push_report, push_run
 
-    info = push_run(args.results_dir, args.repo_id, tasks_repo_id=args.tasks_repo_id,
-                    private=args.private)
+    info = push_run(
+        args.results_dir, args.repo_id, tasks_repo_id=args.tasks_repo_id, private=args.private
+    )
     print(push_report(info))
     return 0
 
@@ -120,15 +157,22 @@ def _cmd_push(args: argparse.Namespace) -> int:
 def _add_push_parser(sub: argparse._SubParsersAction) -> None:
     """The ``push`` subcommand: ``tp-harness push RESULTS_DIR --repo-id ORG/NAME ...``."""
     p = sub.add_parser(
-        "push", help="push a run folder's scores and sampled tasks to the Hugging Face Hub",
+        "push",
+        help="push a run folder's scores and sampled tasks to the Hugging Face Hub",
         description="Push RESULTS_DIR (a folder written by `tp-harness evaluate`) to the Hub: "
-                    "results.json, scores.parquet and a card to --repo-id; the sampled tasks "
-                    "to --tasks-repo-id. The token comes from HF_TOKEN or `hf auth login`.")
+        "results.json, scores.parquet and a card to --repo-id; the sampled tasks "
+        "to --tasks-repo-id. The token comes from HF_TOKEN or `hf auth login`.",
+    )
     p.add_argument("results_dir", metavar="RESULTS_DIR", help="a run's --output-dir")
-    p.add_argument("--repo-id", required=True, metavar="ORG/NAME",
-                   help="dataset repo for the scores")
-    p.add_argument("--tasks-repo-id", default=None, metavar="ORG/NAME",
-                   help="dataset repo for the sampled tasks (default: <repo-id>-tasks)")
+    p.add_argument(
+        "--repo-id", required=True, metavar="ORG/NAME", help="dataset repo for the scores"
+    )
+    p.add_argument(
+        "--tasks-repo-id",
+        default=None,
+        metavar="ORG/NAME",
+        help="dataset repo for the sampled tasks (default: <repo-id>-tasks)",
+    )
     p.add_argument("--private", action="store_true", help="create the repos as private")
     p.set_defaults(func=_cmd_push)
 
@@ -137,8 +181,10 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        print("tp-harness leaderboard: gradio is not installed; "
-              "pip install 'tp-harness[space]'", file=sys.stderr)
+        print(
+            "tp-harness leaderboard: gradio is not installed; pip install 'tp-harness[space]'",
+            file=sys.stderr,
+        )
         return 2
     from .publishing.leaderboard_app import build_app
 
@@ -151,19 +197,27 @@ def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     from .publishing.leaderboard import SOURCE_ENV
 
     p = sub.add_parser("leaderboard", help="browse results in a local Gradio leaderboard")
-    p.add_argument("source", metavar="RESULTS_DIR_OR_REPO", nargs="?", default=None,
-                   help="a run folder, a folder of runs, or a Hub dataset repo id "
-                        f"(default: ${SOURCE_ENV})")
+    p.add_argument(
+        "source",
+        metavar="RESULTS_DIR_OR_REPO",
+        nargs="?",
+        default=None,
+        help=f"a run folder, a folder of runs, or a Hub dataset repo id (default: ${SOURCE_ENV})",
+    )
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="interface to listen on (0.0.0.0 to share on the network)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on (0.0.0.0 to share on the network)",
+    )
     p.set_defaults(func=_cmd_leaderboard)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``tp-harness`` parser with all subcommands."""
-    parser = argparse.ArgumentParser(prog="tp-harness",
-                                     description="Task-prior evaluation of representations.")
+    parser = argparse.ArgumentParser(
+        prog="tp-harness", description="Task-prior evaluation of representations."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_evaluate_parser(sub)
     _add_demo_parser(sub)

@@ -78,8 +78,9 @@ def _rows(x, dtype, name):
     try:
         a = np.asarray(x, dtype=dtype)
     except (ValueError, TypeError):
-        raise ValueError(f"task_prior: {name} must be numbers in rows of the same length, "
-                         "shape (n, k).") from None
+        raise ValueError(
+            f"task_prior: {name} must be numbers in rows of the same length, shape (n, k)."
+        ) from None
     if a.ndim not in (1, 2):
         raise ValueError(f"task_prior: {name} must be 2-D (n, k); got shape {a.shape}.")
     return a.reshape(-1, 1) if a.ndim == 1 else a
@@ -96,7 +97,7 @@ def _row_chunks(preds, refs):
     """Row slices small enough for int32 list offsets."""
     step = max(1, _MAX_VALUES // max(preds.shape[1], refs.shape[1], 1))
     for i in range(0, preds.shape[0], step):
-        yield preds[i:i + step], refs[i:i + step]
+        yield preds[i : i + step], refs[i : i + step]
 
 
 def _stacked(column, name, dtype):
@@ -107,15 +108,19 @@ def _stacked(column, name, dtype):
         a = None
     if a is None or a.ndim != 2:
         lengths = sorted({len(r) for r in column})
-        raise ValueError(f"task_prior: every row of {name} must have the same length; got "
-                         f"rows of lengths {lengths[:5]}.")
+        raise ValueError(
+            f"task_prior: every row of {name} must have the same length; got "
+            f"rows of lengths {lengths[:5]}."
+        )
     return a
 
 
 def _labels(refs):
     if refs.shape[1] != 1:
-        raise ValueError("task_prior: prior_kernel='label_graph' takes class ids as references "
-                         f"(one value per example); got {refs.shape[1]} values per row.")
+        raise ValueError(
+            "task_prior: prior_kernel='label_graph' takes class ids as references "
+            f"(one value per example); got {refs.shape[1]} values per row."
+        )
     ids = refs[:, 0]
     if not np.array_equal(ids, np.round(ids)):
         raise ValueError("task_prior: class ids given as references must be integers.")
@@ -128,8 +133,9 @@ def _output(result, temperatures):
         per_t = [result["model"][t] for t in temperatures]
     else:
         per_t = [result]
-    keys = list(_FIELDS) + (["mean_stderr", "variance_stderr"]
-                            if per_t[0].method == "monte_carlo" else [])
+    keys = list(_FIELDS) + (
+        ["mean_stderr", "variance_stderr"] if per_t[0].method == "monte_carlo" else []
+    )
     out = {k: [getattr(r, k) for r in per_t] for k in keys}
     out["temperature"] = [r.temperature for r in per_t]
     if not isinstance(result, dict):
@@ -154,8 +160,10 @@ class TaskPrior(evaluate.Metric):
 
     def _info(self):
         if self.config_name not in _STORAGE:
-            raise ValueError(f"task_prior: unknown config {self.config_name!r}; use one of "
-                             f"{sorted(_STORAGE)} (the dtype rows are cached in).")
+            raise ValueError(
+                f"task_prior: unknown config {self.config_name!r}; use one of "
+                f"{sorted(_STORAGE)} (the dtype rows are cached in)."
+            )
         seq = getattr(datasets, "List", datasets.Sequence)
         value = datasets.Value(_STORAGE[self.config_name])
         return evaluate.MetricInfo(
@@ -178,36 +186,61 @@ class TaskPrior(evaluate.Metric):
         preds = _rows(predictions, dtype, "predictions")
         refs = _rows(references, dtype, "references")
         if len(preds) != len(refs):
-            raise ValueError(f"Mismatch in the number of predictions ({len(preds)}) and "
-                             f"references ({len(refs)})")
+            raise ValueError(
+                f"Mismatch in the number of predictions ({len(preds)}) and references ({len(refs)})"
+            )
         start = 0
         if getattr(self, "writer", None) is None and len(preds):
             super().add_batch(predictions=preds[:1].tolist(), references=refs[:1].tolist())
             start = 1
         if not hasattr(getattr(self, "writer", None), "write_table"):  # other evaluate versions
-            return super().add_batch(predictions=preds[start:].tolist(),
-                                     references=refs[start:].tolist())
+            return super().add_batch(
+                predictions=preds[start:].tolist(), references=refs[start:].tolist()
+            )
         for p, r in _row_chunks(preds[start:], refs[start:]):
-            self.writer.write_table(pa.table({"predictions": _list_array(p),
-                                              "references": _list_array(r)}))
+            self.writer.write_table(
+                pa.table({"predictions": _list_array(p), "references": _list_array(r)})
+            )
         return None
 
-    def _compute(self, predictions, references, temperature=0.1, model_kernel="centered_cosine",
-                 prior_kernel="centered_cosine", normalize=None, method="exact", num_pairs=None,
-                 seed=None, block_size=None, device=None):
+    def _compute(
+        self,
+        predictions,
+        references,
+        temperature=0.1,
+        model_kernel="centered_cosine",
+        prior_kernel="centered_cosine",
+        normalize=None,
+        method="exact",
+        num_pairs=None,
+        seed=None,
+        block_size=None,
+        device=None,
+    ):
         for arg, name in (("model_kernel", model_kernel), ("prior_kernel", prior_kernel)):
             allowed = _row_kernels() + (("label_graph",) if arg == "prior_kernel" else ())
             if name not in allowed:
-                raise ValueError(f"task_prior: {arg}={name!r} is not supported by the metric "
-                                 f"(rows are examples); use one of {allowed}.")
+                raise ValueError(
+                    f"task_prior: {arg}={name!r} is not supported by the metric "
+                    f"(rows are examples); use one of {allowed}."
+                )
         dtype = _STORAGE[self.config_name]
         model = _stacked(predictions, "predictions", dtype)
         prior = _stacked(references, "references", dtype)
         if prior_kernel == "label_graph":
             prior = _labels(prior)
         result = tp_harness.task_prior_moments(
-            model, prior, temperature, model_kernel=model_kernel, prior_kernel=prior_kernel,
-            normalize=normalize, method=method, num_pairs=num_pairs, seed=seed,
-            block_size=block_size, device=device)
+            model,
+            prior,
+            temperature,
+            model_kernel=model_kernel,
+            prior_kernel=prior_kernel,
+            normalize=normalize,
+            method=method,
+            num_pairs=num_pairs,
+            seed=seed,
+            block_size=block_size,
+            device=device,
+        )
         temps = [float(t) for t in temperature] if isinstance(result, dict) else [temperature]
         return _output(result, temps)

@@ -21,6 +21,7 @@ def _labels(seed: int, n: int = 61, q: int = 4) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- references
 
+
 def ref_rankme(x: np.ndarray, eps: float = 1e-7) -> float:
     s = np.linalg.svd(x, compute_uv=False)
     p = s / s.sum() + eps
@@ -55,6 +56,7 @@ def ref_kta(x: np.ndarray, y: np.ndarray, center_target: bool = False) -> float:
 
 # ----------------------------------------------------------------------------- rankme
 
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_rankme_matches_reference(seed: int) -> None:
     x = _data(seed)
@@ -84,6 +86,7 @@ def test_rankme_rejects_bad_input() -> None:
 
 # ----------------------------------------------------------------------------- alpha-ReQ
 
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_alpha_req_matches_reference(seed: int) -> None:
     x = _data(seed, n=80, d=15)
@@ -111,6 +114,7 @@ def test_alpha_req_needs_two_eigenvalues() -> None:
 
 
 # ----------------------------------------------------------------------------- CKA
+
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_linear_cka_matches_dense_reference(seed: int) -> None:
@@ -140,6 +144,7 @@ def test_linear_cka_rejects_bad_input() -> None:
 
 
 # ----------------------------------------------------------------------------- KTA
+
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("center_target", [False, True])

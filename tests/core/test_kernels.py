@@ -77,16 +77,21 @@ def test_weighted_sum_is_explicit_sum() -> None:
     assert k.is_factor
     np.testing.assert_allclose(k.to_dense().numpy(), ref, atol=1e-9)
     # a precomputed component forces a dense sum
-    kd = build_kernels([a, dense_reference(b, "linear")], ["centered_cosine", "precomputed"],
-                       weights=[0.7, 0.3])
+    kd = build_kernels(
+        [a, dense_reference(b, "linear")], ["centered_cosine", "precomputed"], weights=[0.7, 0.3]
+    )
     assert not kd.is_factor
     np.testing.assert_allclose(kd.to_dense().numpy(), ref, atol=1e-9)
 
 
 @pytest.mark.parametrize(
     ("weights", "match"),
-    [([1.0, -0.5], ">= 0"), ([1.0], "2 kernels"), ([0.0, 0.0], "all zero"),
-     ([float("nan"), 1.0], "finite")],
+    [
+        ([1.0, -0.5], ">= 0"),
+        ([1.0], "2 kernels"),
+        ([0.0, 0.0], "all zero"),
+        ([float("nan"), 1.0], "finite"),
+    ],
 )
 def test_bad_weights(weights: list[float], match: str) -> None:
     with pytest.raises(ValueError, match=match):

@@ -57,14 +57,23 @@ def test_kernel_choices(mk: str, pk: str) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 45), d=st.integers(1, 6), r=st.integers(1, 6),
-       block=st.integers(1, 50), log_t=st.floats(-6, 6), seed=st.integers(0, 10_000))
+@given(
+    n=st.integers(1, 45),
+    d=st.integers(1, 6),
+    r=st.integers(1, 6),
+    block=st.integers(1, 50),
+    log_t=st.floats(-6, 6),
+    seed=st.integers(0, 10_000),
+)
 def test_exact_property(n: int, d: int, r: int, block: int, log_t: float, seed: int) -> None:
     x, p = _features(seed, n, d), _features(seed + 1, n, r)
     t = 10.0**log_t
     res = task_prior_moments(x, p, t, block_size=block)
-    _close(res, reference(dense_reference(x, "centered_cosine"),
-                          dense_reference(p, "centered_cosine"), t), rtol=1e-8)
+    _close(
+        res,
+        reference(dense_reference(x, "centered_cosine"), dense_reference(p, "centered_cosine"), t),
+        rtol=1e-8,
+    )
 
 
 def test_many_models_and_temperatures_equal_single_calls() -> None:
@@ -110,8 +119,9 @@ def test_label_graph_and_precomputed() -> None:
 def test_non_symmetric_precomputed_uses_all_tiles() -> None:
     rng = np.random.default_rng(1)
     m, k = rng.normal(size=(37, 37)), rng.normal(size=(37, 37))
-    r = task_prior_moments(m, k, 0.8, model_kernel="precomputed", prior_kernel="precomputed",
-                           block_size=10)
+    r = task_prior_moments(
+        m, k, 0.8, model_kernel="precomputed", prior_kernel="precomputed", block_size=10
+    )
     _close(r, reference(m, k, 0.8))
 
 
@@ -153,8 +163,7 @@ def test_monte_carlo_within_four_standard_errors() -> None:
     exact = task_prior_moments(x, p, [0.05, 1.0])
     z_scores = []
     for seed in range(40):
-        est = task_prior_moments(x, p, [0.05, 1.0], method="monte_carlo", num_pairs=4000,
-                                 seed=seed)
+        est = task_prior_moments(x, p, [0.05, 1.0], method="monte_carlo", num_pairs=4000, seed=seed)
         assert isinstance(est, dict) and isinstance(exact, dict)
         for t in (0.05, 1.0):
             e, mc = exact["model"][t], est["model"][t]
@@ -212,8 +221,11 @@ def test_result_is_frozen_and_serialisable() -> None:
         ({"block_size": 0}, ValueError, "block_size"),
         ({"normalize": "l2"}, ValueError, "normalize"),
         ({"prior_weights": [1.0]}, ValueError, "prior_weights"),
-        ({"device": "cuda:0"} if not torch.cuda.is_available() else {"block_size": -1},
-         ValueError, "CUDA|block_size"),
+        (
+            {"device": "cuda:0"} if not torch.cuda.is_available() else {"block_size": -1},
+            ValueError,
+            "CUDA|block_size",
+        ),
     ],
 )
 def test_bad_arguments(kwargs: dict, exc: type, match: str) -> None:
@@ -225,14 +237,14 @@ def test_bad_arguments(kwargs: dict, exc: type, match: str) -> None:
 def test_finite_check_is_exact_when_the_sum_overflows() -> None:
     from tp_harness.core.checks import as_tensor
 
-    huge = np.full((4, 3), 1e308)                  # finite entries, infinite sum
+    huge = np.full((4, 3), 1e308)  # finite entries, infinite sum
     assert as_tensor(huge, "x").shape == (4, 3)
     for bad in (np.inf, -np.inf, np.nan):
         arr = huge.copy()
         arr[2, 1] = bad
         with pytest.raises(ValueError, match=r"x contains NaN or inf values \(1 rows"):
             as_tensor(arr, "x")
-    with pytest.raises(ValueError, match="NaN or inf"):    # inf - inf in the sum: NaN
+    with pytest.raises(ValueError, match="NaN or inf"):  # inf - inf in the sum: NaN
         as_tensor(np.array([[np.inf], [-np.inf]]), "x")
 
 

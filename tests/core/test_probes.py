@@ -52,10 +52,12 @@ def _split(result: ProbeResult) -> tuple[np.ndarray, np.ndarray]:
 
 # ----------------------------------------------------------------------------- ridge
 
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize(("n", "d", "alpha"), [(160, 7, 0.5), (40, 55, 3.0), (90, 12, 1e-3)])
-def test_ridge_equals_sklearn_per_task(seed: int, n: int, d: int, alpha: float,
-                                      backend: str) -> None:
+def test_ridge_equals_sklearn_per_task(
+    seed: int, n: int, d: int, alpha: float, backend: str
+) -> None:
     x = _features(seed, n, d)
     tasks = _tasks(x, 5, 4, seed)
     res = probe_tasks(x, tasks, probe="ridge", alpha=alpha, seed=seed)
@@ -68,8 +70,9 @@ def test_ridge_equals_sklearn_per_task(seed: int, n: int, d: int, alpha: float,
         np.testing.assert_array_equal(res.predictions[s], pred)
         assert res.accuracy[s] == pytest.approx((pred == tasks[s, te]).mean(), abs=0)
         np.testing.assert_allclose(fitted.coef_[s].numpy(), ref.coef_, rtol=1e-7, atol=1e-9)
-        np.testing.assert_allclose(fitted.intercept_[s].numpy(), ref.intercept_, rtol=1e-7,
-                                   atol=1e-9)
+        np.testing.assert_allclose(
+            fitted.intercept_[s].numpy(), ref.intercept_, rtol=1e-7, atol=1e-9
+        )
 
 
 def test_ridge_class_missing_from_train_and_decision_function() -> None:
@@ -83,8 +86,9 @@ def test_ridge_class_missing_from_train_and_decision_function() -> None:
     for s in range(3):
         ref = Ridge(alpha=2.0).fit(x[:60], np.eye(5)[tasks[s, :60]])
         np.testing.assert_allclose(scores[s].numpy(), ref.predict(x[60:]), rtol=1e-8, atol=1e-10)
-        np.testing.assert_array_equal(probe.predict(x[60:])[s].numpy(),
-                                      ref.predict(x[60:]).argmax(1))
+        np.testing.assert_array_equal(
+            probe.predict(x[60:])[s].numpy(), ref.predict(x[60:]).argmax(1)
+        )
 
 
 def test_ridge_alpha_zero_is_least_squares() -> None:
@@ -101,11 +105,18 @@ def test_ridge_alpha_zero_is_least_squares() -> None:
     assert RidgeProbe(0.0).fit(dup, y).predict(dup).shape == (2, 50)
 
 
-@given(st.integers(1, 40), st.integers(2, 13), st.integers(2, 30), st.booleans(),
-       st.integers(0, 2**16), st.booleans())
+@given(
+    st.integers(1, 40),
+    st.integers(2, 13),
+    st.integers(2, 30),
+    st.booleans(),
+    st.integers(0, 2**16),
+    st.booleans(),
+)
 @settings(max_examples=40, deadline=None)
-def test_class_sums_matches_numpy(s: int, q: int, n: int, centered: bool, seed: int,
-                                  compiled: bool) -> None:
+def test_class_sums_matches_numpy(
+    s: int, q: int, n: int, centered: bool, seed: int, compiled: bool
+) -> None:
     """Both implementations; q from 2 (groups of 7 tasks) to 13 (one task per group)."""
     rng = np.random.default_rng(seed)
     m = rng.normal(size=(n, 3))
@@ -115,8 +126,7 @@ def test_class_sums_matches_numpy(s: int, q: int, n: int, centered: bool, seed: 
     with pytest.MonkeyPatch.context() as mp:
         if not compiled:
             mp.setenv("TP_HARNESS_NO_JIT", "1")
-        got = class_sums(torch.from_numpy(m), torch.from_numpy(y), q,
-                         rows_sum_to_zero=centered)
+        got = class_sums(torch.from_numpy(m), torch.from_numpy(y), q, rows_sum_to_zero=centered)
     want = np.concatenate([np.eye(q)[y[t]].T @ m for t in range(s)])
     np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
 
@@ -159,8 +169,12 @@ def test_ridge_float32_certificate_gives_the_float64_labels(seed: int) -> None:
     tasks = _tasks(x, 30, 5, seed, noise=3.0)
     probe = RidgeProbe(0.7).fit(x, tasks)
     rng = np.random.default_rng(seed)
-    x_test = np.concatenate([x[rng.integers(0, 400, 300)] * rng.uniform(0.5, 30, (300, 1)),
-                             _boundary_points(probe, x, range(0, 30, 3), seed)])
+    x_test = np.concatenate(
+        [
+            x[rng.integers(0, 400, 300)] * rng.uniform(0.5, 30, (300, 1)),
+            _boundary_points(probe, x, range(0, 30, 3), seed),
+        ]
+    )
     checked = probe._predict_checked(torch.from_numpy(x_test))
     assert 0 < probe._n_recomputed < 0.1 * checked.numel()  # the near-ties were redone
     assert torch.equal(checked, probe._predict_float64(torch.from_numpy(x_test)))
@@ -170,7 +184,8 @@ def test_ridge_float32_certificate_gives_the_float64_labels(seed: int) -> None:
 
 
 def test_ridge_uses_float64_products_when_float32_matmul_is_not_ieee(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     x = _features(4, 120, 6)
     tasks = _tasks(x, 4, 3, 4)
     probe = RidgeProbe().fit(x, tasks)
@@ -190,6 +205,7 @@ def test_ridge_uses_float64_products_when_float32_matmul_is_not_ieee(
 
 # ----------------------------------------------------------------------------- kNN
 
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("k", [1, 6, 9])
 def test_knn_equals_sklearn_per_task(seed: int, k: int) -> None:
@@ -206,8 +222,9 @@ def test_knn_neighbours_and_vote_ties() -> None:
     x = _features(3, 60, 4)
     probe = KNNProbe(5).fit(x[:40], np.zeros(40, dtype=int))
     ref = KNeighborsClassifier(5, metric="cosine").fit(x[:40], np.zeros(40))
-    np.testing.assert_array_equal(probe.kneighbors(x[40:]).numpy(),
-                                  ref.kneighbors(x[40:], return_distance=False))
+    np.testing.assert_array_equal(
+        probe.kneighbors(x[40:]).numpy(), ref.kneighbors(x[40:], return_distance=False)
+    )
     labels = torch.tensor([[2, 1, 1, 2, 0, 0]])
     neigh = torch.tensor([[0, 1, 2, 3], [4, 5, 0, 1], [0, 4, 1, 2]])
     # counts: {1:2, 2:2} -> 1; {0:2, 2:1, 1:1} -> 0; {2:1, 0:1, 1:2} -> 1
@@ -215,6 +232,7 @@ def test_knn_neighbours_and_vote_ties() -> None:
 
 
 # ----------------------------------------------------------------------------- logistic
+
 
 def test_logistic_matches_sklearn_accuracy_on_20_tasks() -> None:
     x = _features(7, 320, 8)
@@ -238,8 +256,9 @@ def test_logistic_penalty_convention_matches_sklearn_coefficients(q: int) -> Non
     alpha = 4.0
     probe = LogisticProbe(alpha, max_iter=500, tol=1e-10).fit(x, tasks)
     for s in range(3):
-        ref = make_pipeline(StandardScaler(),
-                            LogisticRegression(C=1 / alpha, tol=1e-12, max_iter=5000))
+        ref = make_pipeline(
+            StandardScaler(), LogisticRegression(C=1 / alpha, tol=1e-12, max_iter=5000)
+        )
         lr = ref.fit(x, tasks[s])[-1]
         coef, icpt = probe.coef_[s].numpy(), probe.intercept_[s].numpy()
         if q == 2:  # sklearn's binomial model: w = w_1 - w_0
@@ -247,8 +266,7 @@ def test_logistic_penalty_convention_matches_sklearn_coefficients(q: int) -> Non
         else:  # softmax is shift-invariant; the L2 optimum has zero-sum coefficients
             icpt = icpt - icpt.mean()
         np.testing.assert_allclose(coef, lr.coef_, atol=2e-4)
-        np.testing.assert_allclose(icpt, lr.intercept_ - lr.intercept_.mean() * (q > 2),
-                                   atol=2e-4)
+        np.testing.assert_allclose(icpt, lr.intercept_ - lr.intercept_.mean() * (q > 2), atol=2e-4)
 
 
 def test_logistic_masks_classes_absent_from_train() -> None:
@@ -274,6 +292,7 @@ def test_logistic_task_blocks_give_the_same_fit(monkeypatch: pytest.MonkeyPatch)
 
 # ----------------------------------------------------------------------------- driver
 
+
 def test_split_is_seeded_disjoint_and_sized() -> None:
     tr, te = train_test_indices(103, 0.25, seed=4)
     assert len(te) == 26 and len(tr) == 77  # ceil(0.25 · 103)
@@ -286,8 +305,9 @@ def test_split_is_seeded_disjoint_and_sized() -> None:
 
 @pytest.mark.parametrize("host", [True, False])
 @pytest.mark.parametrize("p", [1, 5, 127, 144, 300, 385])
-def test_gram_matches_the_full_product_and_is_symmetric(p: int, host: bool,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gram_matches_the_full_product_and_is_symmetric(
+    p: int, host: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Both CPU paths: the threaded SYRK on numpy's BLAS and torch's block rows."""
     from tp_harness.core.compiled import host_blas as _host_blas
     from tp_harness.core.probes._ridge import _gram
@@ -397,12 +417,11 @@ def test_fit_rows_equals_fit_on_the_gathered_rows(backend: str) -> None:
     rows = torch.from_numpy(np.random.default_rng(0).permutation(200)[:150])
     xt = torch.from_numpy(x)
     whole = RidgeProbe(0.5, num_classes=4)._fit(xt[rows], torch.from_numpy(tasks)[:, rows], 4)
-    fused = RidgeProbe(0.5, num_classes=4)._fit_rows(xt, rows, torch.from_numpy(tasks)[:, rows],
-                                                     4)
-    np.testing.assert_allclose(fused.coef_.numpy(), whole.coef_.numpy(), rtol=1e-10,
-                               atol=1e-12)
-    np.testing.assert_allclose(fused.intercept_.numpy(), whole.intercept_.numpy(), rtol=1e-10,
-                               atol=1e-12)
+    fused = RidgeProbe(0.5, num_classes=4)._fit_rows(xt, rows, torch.from_numpy(tasks)[:, rows], 4)
+    np.testing.assert_allclose(fused.coef_.numpy(), whole.coef_.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        fused.intercept_.numpy(), whole.intercept_.numpy(), rtol=1e-10, atol=1e-12
+    )
     assert torch.equal(fused.class_counts_, whole.class_counts_)
     assert torch.equal(fused.predict(x), whole.predict(x))
 
@@ -457,18 +476,21 @@ def test_same_answer_for_numpy_torch_and_single_task() -> None:
         assert est.predict(x).shape == (80,)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"probe": "svm"}, "probe"),
-    ({"k": 0}, "k"),
-    ({"alpha": -1.0}, "alpha"),
-    ({"alpha": float("nan")}, "alpha"),
-    ({"probe": "logistic", "alpha": 0.0}, "alpha"),
-    ({"test_fraction": 0.0}, "test_fraction"),
-    ({"test_fraction": 1.0}, "test_fraction"),
-    ({"test_fraction": 0.01}, "test_fraction"),   # 1 test example
-    ({"test_fraction": 0.97}, "test_fraction"),   # 1 train example
-    ({"probe": "knn", "k": 40}, "k=40"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"probe": "svm"}, "probe"),
+        ({"k": 0}, "k"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"alpha": float("nan")}, "alpha"),
+        ({"probe": "logistic", "alpha": 0.0}, "alpha"),
+        ({"test_fraction": 0.0}, "test_fraction"),
+        ({"test_fraction": 1.0}, "test_fraction"),
+        ({"test_fraction": 0.01}, "test_fraction"),  # 1 test example
+        ({"test_fraction": 0.97}, "test_fraction"),  # 1 train example
+        ({"probe": "knn", "k": 40}, "k=40"),
+    ],
+)
 def test_bad_settings_name_the_argument(kwargs: dict, match: str) -> None:
     x = _features(0, 40, 3)
     with pytest.raises(ValueError, match=match):

@@ -39,7 +39,7 @@ def labelings(n: int, q: int) -> np.ndarray:
 
 def potts_law(k: np.ndarray, q: int, t: float) -> np.ndarray:
     y = labelings(k.shape[0], q)
-    same = y[:, :, None] == y[:, None, :]                        # (M, n, n)
+    same = y[:, :, None] == y[:, None, :]  # (M, n, n)
     energy = (same * k[None]).sum(axis=(1, 2)) / t
     p = np.exp(energy - energy.max())
     return p / p.sum()
@@ -49,7 +49,7 @@ def prefix_law(k: np.ndarray, q: int, t: float) -> np.ndarray:
     """Law of Algorithm 1 averaged over all n! visiting orders."""
     n = k.shape[0]
     y = labelings(n, q)
-    onehot = np.eye(q)[y]                                         # (M, n, q)
+    onehot = np.eye(q)[y]  # (M, n, q)
     rows = np.arange(len(y))
     total = np.zeros(len(y))
     for order in itertools.permutations(range(n)):
@@ -95,15 +95,16 @@ FIDELITY = [(6, 2, 0.2, 40_000), (6, 3, 0.3, 100_000), (7, 2, 0.25, 40_000)]
 
 
 @pytest.mark.parametrize(("n", "q", "t", "num"), FIDELITY)
-def test_prefix_pass_matches_exact_prefix_law(n: int, q: int, t: float, num: int,
-                                              backend: str) -> None:
+def test_prefix_pass_matches_exact_prefix_law(
+    n: int, q: int, t: float, num: int, backend: str
+) -> None:
     x = features(n)
     k = kernel_of(x)
     exact_prefix, exact_potts = prefix_law(k, q, t), potts_law(k, q, t)
-    assert tv(exact_prefix, exact_potts) > 0.1          # the prior matters at this T
+    assert tv(exact_prefix, exact_potts) > 0.1  # the prior matters at this T
     emp = empirical(sample_tasks(x, num, q, t, seed=1), q)
     assert tv(emp, exact_prefix) < tv_bound(exact_prefix, num)
-    assert tv(emp, exact_potts) > 0.1                   # and the prefix law is not Potts
+    assert tv(emp, exact_potts) > 0.1  # and the prefix law is not Potts
 
 
 def test_gibbs_sweeps_converge_to_potts(backend: str) -> None:
@@ -111,9 +112,11 @@ def test_gibbs_sweeps_converge_to_potts(backend: str) -> None:
     x = features(n)
     k = kernel_of(x)
     exact = potts_law(k, q, t)
-    assert tv(exact, potts_law(k, q, 2 * t)) > 0.1      # a wrong factor 2 would show
-    tvs = {s: tv(empirical(sample_tasks(x, num, q, t, seed=2, gibbs_sweeps=s), q), exact)
-           for s in (0, 1, 2, 20)}
+    assert tv(exact, potts_law(k, q, 2 * t)) > 0.1  # a wrong factor 2 would show
+    tvs = {
+        s: tv(empirical(sample_tasks(x, num, q, t, seed=2, gibbs_sweeps=s), q), exact)
+        for s in (0, 1, 2, 20)
+    }
     assert tvs[0] > tvs[1] > tvs[2] > tvs[20]
     assert tvs[20] < tv_bound(exact, num)
 
@@ -122,11 +125,19 @@ def test_gibbs_on_weighted_sum_and_linear_kernel() -> None:
     n, q, t, num = 5, 2, 0.3, 40_000
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(n, 2)) * 0.6, rng.normal(size=(n, 4))
-    za = a                                                   # linear: K = A Aᵀ as given
+    za = a  # linear: K = A Aᵀ as given
     zb = centered_cosine(torch.from_numpy(b)).numpy()
     k = 0.5 * za @ za.T + 2.0 * zb @ zb.T
-    tasks = sample_tasks([a, b], num, q, t, seed=4, prior_kernel=["linear", "centered_cosine"],
-                         prior_weights=[0.5, 2.0], gibbs_sweeps=10)
+    tasks = sample_tasks(
+        [a, b],
+        num,
+        q,
+        t,
+        seed=4,
+        prior_kernel=["linear", "centered_cosine"],
+        prior_weights=[0.5, 2.0],
+        gibbs_sweeps=10,
+    )
     exact = potts_law(k, q, t)
     assert tv(empirical(tasks, q), exact) < tv_bound(exact, num)
 
@@ -153,11 +164,12 @@ def test_wide_factor_is_compressed_exactly() -> None:
 
 
 @pytest.mark.parametrize("sweeps", [0, 3])
-def test_compiled_and_torch_paths_draw_the_same_tasks(sweeps: int,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compiled_and_torch_paths_draw_the_same_tasks(
+    sweeps: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if not _jit.enabled():
         pytest.skip("numba is not installed")
-    x = features(300, d=16)                                  # float64: no rounding ties
+    x = features(300, d=16)  # float64: no rounding ties
     kw = {"seed": 7, "gibbs_sweeps": sweeps, "min_class_fraction": 0.1}
     compiled, info = sample_tasks_with_info(x, 24, 4, 0.1, **kw)
     monkeypatch.setenv("TP_HARNESS_NO_JIT", "1")
@@ -193,8 +205,8 @@ def test_compiled_random_numbers_equal_numpy() -> None:
     assert np.array_equal(kern.uniforms(keys, 11, 300), numpy_uniforms)
     argsort = numba.njit(lambda b: kern._argsort(b))
     rng = np.random.default_rng(0)
-    for width in (2, 60):                                    # heavy ties and none
-        b = (rng.integers(0, 4, 500).astype(np.uint64) << np.uint64(width))
+    for width in (2, 60):  # heavy ties and none
+        b = rng.integers(0, 4, 500).astype(np.uint64) << np.uint64(width)
         b |= rng.integers(0, 3, 500).astype(np.uint64)
         assert np.array_equal(argsort(b), np.argsort(b, kind="stable"))
 
@@ -206,7 +218,7 @@ def test_same_seed_same_tasks_whatever_the_batch_size() -> None:
     x = features(50, d=5)
     kw = {"seed": 11, "gibbs_sweeps": 2, "min_class_fraction": 0.2}
     ref, info = sample_tasks_with_info(x, 13, 3, 0.05, **kw)
-    assert info["redrawn"] > 0                               # redraws are covered too
+    assert info["redrawn"] > 0  # redraws are covered too
     for batch in (1, 4, 7, 13, 100):
         assert torch.equal(sample_tasks(x, 13, 3, 0.05, batch_size=batch, **kw), ref)
 
@@ -234,7 +246,7 @@ def test_cuda_uses_the_same_random_numbers() -> None:
     cpu = sample_tasks(x, 16, 3, 0.3, seed=9, gibbs_sweeps=2)
     gpu = sample_tasks(x, 16, 3, 0.3, seed=9, gibbs_sweeps=2, device="cuda")
     assert gpu.device.type == "cuda"
-    assert (gpu.cpu() == cpu).float().mean() > 0.99          # equal up to rounding at ties
+    assert (gpu.cpu() == cpu).float().mean() > 0.99  # equal up to rounding at ties
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -263,25 +275,25 @@ def test_extreme_temperatures_stay_finite() -> None:
     cold = sample_tasks(x, 8, 3, 1e-6, seed=0, gibbs_sweeps=1)
     assert int(cold.min()) >= 0 and int(cold.max()) <= 2
     hot = sample_tasks(x, 400, 2, 1e6, seed=0)
-    assert abs(float(hot.float().mean()) - 0.5) < 0.01       # ~uniform labels
+    assert abs(float(hot.float().mean()) - 0.5) < 0.01  # ~uniform labels
 
 
 def test_zero_kernel_gives_uniform_labels() -> None:
     tasks = sample_tasks(np.ones((12, 3)), 2000, 2, 0.1, seed=0, gibbs_sweeps=1)
-    assert abs(float(tasks.float().mean()) - 0.5) < 0.01     # centered rows are all zero
+    assert abs(float(tasks.float().mean()) - 0.5) < 0.01  # centered rows are all zero
 
 
 def test_min_class_fraction_filters_and_counts_redraws() -> None:
     x = features(40, d=3)
-    kw = {"seed": 6, "prior_kernel": "cosine"}                # uncentered: unbalanced tasks
+    kw = {"seed": 6, "prior_kernel": "cosine"}  # uncentered: unbalanced tasks
     raw = sample_tasks(x, 30, 3, 1.0, **kw)
-    small = torch.nn.functional.one_hot(raw, 3).sum(1).min(1).values < 6   # 0.15 · 40
+    small = torch.nn.functional.one_hot(raw, 3).sum(1).min(1).values < 6  # 0.15 · 40
     assert 0 < int(small.sum()) < 30
     tasks, info = sample_tasks_with_info(x, 30, 3, 1.0, min_class_fraction=0.15, **kw)
     assert int(torch.nn.functional.one_hot(tasks, 3).sum(1).min()) >= 6
     assert info["redrawn"] >= int(small.sum()) and info["redraw_rounds"] >= 1
     assert info["smallest_class_fraction"] >= 0.15
-    assert torch.equal(tasks[~small], raw[~small])            # passing tasks are kept as is
+    assert torch.equal(tasks[~small], raw[~small])  # passing tasks are kept as is
 
 
 def test_min_class_fraction_gives_up_with_a_clear_error() -> None:
@@ -295,21 +307,23 @@ def test_min_class_fraction_gives_up_with_a_clear_error() -> None:
 # ----------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"num_classes": 1}, "num_classes"),
-    ({"temperature": 0.0}, "temperature"),
-    ({"temperature": -1.0}, "temperature"),
-    ({"num_tasks": 0}, "num_tasks"),
-    ({"min_class_fraction": 0.6}, "min_class_fraction"),
-    ({"min_class_fraction": -0.1}, "min_class_fraction"),
-    ({"gibbs_sweeps": -1}, "gibbs_sweeps"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"seed": -1}, "seed"),
-    ({"prior_kernel": "nope"}, "prior_kernel"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_classes": 1}, "num_classes"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"temperature": -1.0}, "temperature"),
+        ({"num_tasks": 0}, "num_tasks"),
+        ({"min_class_fraction": 0.6}, "min_class_fraction"),
+        ({"min_class_fraction": -0.1}, "min_class_fraction"),
+        ({"gibbs_sweeps": -1}, "gibbs_sweeps"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"seed": -1}, "seed"),
+        ({"prior_kernel": "nope"}, "prior_kernel"),
+    ],
+)
 def test_bad_input_names_the_argument(kwargs: dict, match: str) -> None:
-    args = {"prior": features(10), "num_tasks": 3, "num_classes": 2, "temperature": 0.5,
-            "seed": 0}
+    args = {"prior": features(10), "num_tasks": 3, "num_classes": 2, "temperature": 0.5, "seed": 0}
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         sample_tasks(**args)

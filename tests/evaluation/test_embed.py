@@ -40,16 +40,30 @@ def test_parse_plain_hub_id() -> None:
 
 
 def test_parse_options() -> None:
-    spec = parse_model_spec("path/to/model:pooling=cls,layers=0,3,-1,dtype=bf16,bs=4,"
-                            "max_length=64,normalize=true,name=M,revision=abc")
+    spec = parse_model_spec(
+        "path/to/model:pooling=cls,layers=0,3,-1,dtype=bf16,bs=4,"
+        "max_length=64,normalize=true,name=M,revision=abc"
+    )
     assert spec.model_id == "path/to/model"
     assert spec.layers == (0, 3, -1)
-    assert (spec.pooling, spec.dtype, spec.batch_size, spec.max_length) == ("cls", "bfloat16",
-                                                                             4, 64)
+    assert (spec.pooling, spec.dtype, spec.batch_size, spec.max_length) == (
+        "cls",
+        "bfloat16",
+        4,
+        64,
+    )
     assert spec.normalize and spec.name == "M" and spec.revision == "abc"
     assert parse_model_spec("org/m:layers=all").layers == "all"
-    assert spec.user_set == {"pooling", "layers", "dtype", "batch_size", "max_length",
-                             "normalize", "name", "revision"}
+    assert spec.user_set == {
+        "pooling",
+        "layers",
+        "dtype",
+        "batch_size",
+        "max_length",
+        "normalize",
+        "name",
+        "revision",
+    }
 
 
 def test_spec_records_what_the_text_set_and_defaults_fill_the_rest() -> None:
@@ -80,8 +94,18 @@ def test_every_registered_pooling_is_accepted_by_specs() -> None:
     assert POOLINGS[0] == "auto" and "max" in POOLINGS
 
 
-@pytest.mark.parametrize("bad", ["m:pooling=avg", "m:dtype=int8", "m:foo=1", "m:layers=x",
-                                 "m:normalize=maybe", "m:bs=0", "m:bs=x"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "m:pooling=avg",
+        "m:dtype=int8",
+        "m:foo=1",
+        "m:layers=x",
+        "m:normalize=maybe",
+        "m:bs=0",
+        "m:bs=x",
+    ],
+)
 def test_parse_rejects_bad_options(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_model_spec(bad)
@@ -143,8 +167,9 @@ def test_unreachable_endpoint_fails_fast(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "some-org/other-model" in str(info.value) and "unreachable" in str(info.value)
 
 
-def test_hub_id_from_local_cache(tiny_bert_dir: Path, text_data: DataBundle, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_id_from_local_cache(
+    tiny_bert_dir: Path, text_data: DataBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A Hub id found in the HF cache loads offline and reports the snapshot's commit."""
     import shutil
 
@@ -172,8 +197,9 @@ def test_missing_local_path() -> None:
 
 
 def _tokens(tok, text: str) -> dict[str, torch.Tensor]:
-    return {k: torch.as_tensor(v)[None] for k, v in tok(text, truncation=True,
-                                                        max_length=64).items()}
+    return {
+        k: torch.as_tensor(v)[None] for k, v in tok(text, truncation=True, max_length=64).items()
+    }
 
 
 def _reference(folder: Path, texts: list[str], pool: str, layer: int | None = None) -> np.ndarray:
@@ -200,14 +226,16 @@ def _texts(data: DataBundle) -> list[str]:
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls", "last"])
-def test_text_pooling_matches_unpadded_reference(tiny_bert_dir: Path, text_data: DataBundle,
-                                                 pooling: str) -> None:
+def test_text_pooling_matches_unpadded_reference(
+    tiny_bert_dir: Path, text_data: DataBundle, pooling: str
+) -> None:
     spec = ModelSpec(str(tiny_bert_dir), pooling=pooling, batch_size=5, name="bert")
     out = embed(spec, text_data)
     assert list(out) == ["bert"]
     assert out["bert"].dtype == np.float32 and out["bert"].shape == (len(text_data), 32)
-    np.testing.assert_allclose(out["bert"], _reference(tiny_bert_dir, _texts(text_data),
-                                                       pooling), atol=1e-5)
+    np.testing.assert_allclose(
+        out["bert"], _reference(tiny_bert_dir, _texts(text_data), pooling), atol=1e-5
+    )
 
 
 def test_layers_all(tiny_bert_dir: Path, text_data: DataBundle) -> None:
@@ -216,8 +244,9 @@ def test_layers_all(tiny_bert_dir: Path, text_data: DataBundle) -> None:
     layer_keys = [k for k in out if "@layer" in k]
     assert layer_keys == [f"b@layer{i}" for i in range(res.num_layers + 1)]  # type: ignore[operator]
     np.testing.assert_allclose(out[f"b@layer{res.num_layers}"], out["b"], atol=1e-6)
-    np.testing.assert_allclose(out["b@layer1"], _reference(tiny_bert_dir, _texts(text_data),
-                                                           "mean", layer=1), atol=1e-5)
+    np.testing.assert_allclose(
+        out["b@layer1"], _reference(tiny_bert_dir, _texts(text_data), "mean", layer=1), atol=1e-5
+    )
     assert not np.allclose(out["b@layer0"], out["b"])
 
 
@@ -271,25 +300,28 @@ def test_real_minilm_matches_sentence_transformers() -> None:
 # ----------------------------------------------------------------------------- causal
 
 
-def test_causal_last_and_mean_match_reference(tiny_causal_dir: Path,
-                                              text_data: DataBundle) -> None:
+def test_causal_last_and_mean_match_reference(tiny_causal_dir: Path, text_data: DataBundle) -> None:
     res = resolve_model(ModelSpec(str(tiny_causal_dir), name="lm", batch_size=4))
     assert (res.kind, res.pooling) == ("causal", "last")
     with pytest.raises(ValueError, match="not available"):
         resolve_model(ModelSpec(str(tiny_causal_dir), pooling="pooler"))
     texts = _texts(text_data)
-    np.testing.assert_allclose(embed(res, text_data)["lm"],
-                               _reference(tiny_causal_dir, texts, "last"), atol=1e-5)
+    np.testing.assert_allclose(
+        embed(res, text_data)["lm"], _reference(tiny_causal_dir, texts, "last"), atol=1e-5
+    )
     mean = resolve_model(ModelSpec(str(tiny_causal_dir), pooling="mean", name="lm"))
-    np.testing.assert_allclose(embed(mean, text_data)["lm"],
-                               _reference(tiny_causal_dir, texts, "mean"), atol=1e-5)
+    np.testing.assert_allclose(
+        embed(mean, text_data)["lm"], _reference(tiny_causal_dir, texts, "mean"), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean"])
-def test_causal_padding_side_invariance(tiny_causal_dir: Path, text_data: DataBundle,
-                                        pooling: str) -> None:
-    res = resolve_model(ModelSpec(str(tiny_causal_dir), pooling=pooling, layers="all",
-                                  batch_size=5))
+def test_causal_padding_side_invariance(
+    tiny_causal_dir: Path, text_data: DataBundle, pooling: str
+) -> None:
+    res = resolve_model(
+        ModelSpec(str(tiny_causal_dir), pooling=pooling, layers="all", batch_size=5)
+    )
     loaded = res.load()
     loaded.preprocessor.padding_side = "right"
     right = embed(loaded, text_data)
@@ -320,8 +352,9 @@ def test_vision_poolings(tiny_vision_dir: Path, image_data: DataBundle) -> None:
     assert (res.kind, res.pooling, res.num_prefix_tokens) == ("image", "cls", 1)
     expected = {"cls": hidden[:, 0], "mean": hidden[:, 1:].mean(1), "pooler": pooled}
     for pooling, ref in expected.items():
-        out = embed(ModelSpec(str(tiny_vision_dir), pooling=pooling, name="v", batch_size=5),
-                    image_data)["v"]
+        out = embed(
+            ModelSpec(str(tiny_vision_dir), pooling=pooling, name="v", batch_size=5), image_data
+        )["v"]
         assert out.shape == (len(image_data), 32)
         np.testing.assert_allclose(out, ref.numpy(), atol=1e-5)
 
@@ -337,13 +370,21 @@ def test_clip_uses_vision_tower_pooler(tmp_path: Path, image_data: DataBundle) -
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
 
     torch.manual_seed(3)
-    tower = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-             "intermediate_size": 20}
-    model = CLIPModel(CLIPConfig(text_config={"vocab_size": 50, **tower}, projection_dim=8,
-                                 vision_config={"image_size": 32, "patch_size": 8, **tower}))
+    tower = {
+        "hidden_size": 16,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 20,
+    }
+    model = CLIPModel(
+        CLIPConfig(
+            text_config={"vocab_size": 50, **tower},
+            projection_dim=8,
+            vision_config={"image_size": 32, "patch_size": 8, **tower},
+        )
+    )
     model.save_pretrained(tmp_path)
-    proc = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32,
-                                                                         "width": 32})
+    proc = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     proc.save_pretrained(tmp_path)
     res = resolve_model(ModelSpec(str(tmp_path), layers=[-1], name="clip"))
     assert (res.kind, res.pooling, res.num_layers, res.layers) == ("image", "pooler", 2, [2])
@@ -354,8 +395,9 @@ def test_clip_uses_vision_tower_pooler(tmp_path: Path, image_data: DataBundle) -
     np.testing.assert_allclose(out["clip"], ref.pooler_output.numpy(), atol=1e-5)
 
 
-def test_modality_mismatch(tiny_vision_dir: Path, tiny_bert_dir: Path, text_data: DataBundle,
-                           image_data: DataBundle) -> None:
+def test_modality_mismatch(
+    tiny_vision_dir: Path, tiny_bert_dir: Path, text_data: DataBundle, image_data: DataBundle
+) -> None:
     with pytest.raises(ValueError, match="vision model"):
         embed(ModelSpec(str(tiny_vision_dir)), text_data)
     with pytest.raises(ValueError, match="no text column"):

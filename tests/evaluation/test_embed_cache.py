@@ -31,8 +31,11 @@ def _fake_compute(calls: list[np.ndarray], fail_after: int | None = None):
         if fail_after is not None and len(calls) >= fail_after:
             raise KeyboardInterrupt("simulated interruption")
         calls.append(rows)
-        return {"final": np.stack([rows, -rows], axis=1).astype(np.float32),
-                "layer0": rows[:, None].astype(np.float32) * 0.5}
+        return {
+            "final": np.stack([rows, -rows], axis=1).astype(np.float32),
+            "layer0": rows[:, None].astype(np.float32) * 0.5,
+        }
+
     return compute
 
 
@@ -74,8 +77,11 @@ def test_get_or_compute_and_layout(tmp_path: Path) -> None:
     assert out["layer0"].shape == (10, 1)
     entry = cache.entry_dir(FIELDS)
     assert sorted(p.name for p in entry.iterdir()) == [
-        "meta.json", "shard-00000.safetensors", "shard-00001.safetensors",
-        "shard-00002.safetensors"]
+        "meta.json",
+        "shard-00000.safetensors",
+        "shard-00001.safetensors",
+        "shard-00002.safetensors",
+    ]
     again = cache.get_or_compute(FIELDS, 10, _fake_compute(calls))
     assert len(calls) == 3  # hit: nothing recomputed
     np.testing.assert_array_equal(again["final"], out["final"])
@@ -93,8 +99,9 @@ def test_resume_after_interruption(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out["final"][:, 0], np.arange(11))
 
 
-def test_atomic_write_leaves_no_partial_file(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_write_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import safetensors.numpy
 
     cache = EmbeddingCache(tmp_path, shard_size=4)
@@ -130,14 +137,16 @@ def test_ranks_compute_disjoint_shards(tmp_path: Path) -> None:
     rows = sorted(int(r) for calls in seen for c in calls for r in c)
     assert rows == list(range(9))  # each row computed exactly once
     single = EmbeddingCache(tmp_path / "one", shard_size=2).get_or_compute(
-        FIELDS, 9, _fake_compute([]))
+        FIELDS, 9, _fake_compute([])
+    )
     two = cache.load(FIELDS, 9)
     for key in single:
         np.testing.assert_array_equal(two[key], single[key])
 
 
-def test_embed_cached_hit_runs_no_forward(tmp_path: Path, tiny_bert_dir: Path,
-                                         text_data: DataBundle) -> None:
+def test_embed_cached_hit_runs_no_forward(
+    tmp_path: Path, tiny_bert_dir: Path, text_data: DataBundle
+) -> None:
     spec = ModelSpec(str(tiny_bert_dir), layers="all", name="b", batch_size=3)
     cache = EmbeddingCache(tmp_path, shard_size=5)
     with count_forwards() as first:
@@ -154,8 +163,9 @@ def test_embed_cached_hit_runs_no_forward(tmp_path: Path, tiny_bert_dir: Path,
         np.testing.assert_array_equal(again[key], out[key])
 
 
-def test_embed_cached_resume_and_rename(tmp_path: Path, tiny_bert_dir: Path,
-                                       text_data: DataBundle) -> None:
+def test_embed_cached_resume_and_rename(
+    tmp_path: Path, tiny_bert_dir: Path, text_data: DataBundle
+) -> None:
     cache = EmbeddingCache(tmp_path, shard_size=4)  # 14 rows -> 4 shards
     res = resolve_model(ModelSpec(str(tiny_bert_dir), name="first"))
     assert embed_cached(res, text_data, cache=cache, shards=[0, 2], load=False) is None
@@ -169,11 +179,12 @@ def test_embed_cached_resume_and_rename(tmp_path: Path, tiny_bert_dir: Path,
 
 def test_key_fields_separate_settings(tiny_bert_dir: Path, text_data: DataBundle) -> None:
     base = embedding_key_fields(resolve_model(ModelSpec(str(tiny_bert_dir))), text_data)
-    for change in ({"pooling": "cls"}, {"dtype": "bf16"}, {"max_length": 8},
-                   {"layers": [1]}):
-        other = embedding_key_fields(resolve_model(ModelSpec(str(tiny_bert_dir), **change)),
-                                     text_data)
+    for change in ({"pooling": "cls"}, {"dtype": "bf16"}, {"max_length": 8}, {"layers": [1]}):
+        other = embedding_key_fields(
+            resolve_model(ModelSpec(str(tiny_bert_dir), **change)), text_data
+        )
         assert cache_key(other) != cache_key(base), change
-    same = embedding_key_fields(resolve_model(ModelSpec(str(tiny_bert_dir), batch_size=3,
-                                                        name="x")), text_data)
+    same = embedding_key_fields(
+        resolve_model(ModelSpec(str(tiny_bert_dir), batch_size=3, name="x")), text_data
+    )
     assert cache_key(same) == cache_key(base)

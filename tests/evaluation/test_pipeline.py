@@ -38,26 +38,38 @@ def topic_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         w.writerow(["text", "topic"])
         for i in range(90):
             y = i % 3
-            words = rng.choice(TOPICS[y], size=6).tolist() + rng.choice(TOPICS[(y + 1) % 3],
-                                                                       size=2).tolist()
+            words = (
+                rng.choice(TOPICS[y], size=6).tolist()
+                + rng.choice(TOPICS[(y + 1) % 3], size=2).tolist()
+            )
             w.writerow([" ".join(words), y])
     return path
 
 
 def _config(tmp_path: Path, model_dir: Path, data: Path, **kw: object) -> Config:
-    values = dict(models=(str(model_dir), f"{model_dir}:layers=all,pooling=mean",
-                          "tfidf-lsa:dim=8"),
-                  priors=(f"{model_dir}:pooling=mean",), dataset=str(data),
-                  label_column="topic", temperatures=(0.1, 1.0), num_tasks=12,
-                  num_classes=(2, 3), probes=("ridge", "knn"), knn_k=5,
-                  output_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"),
-                  bootstrap=50, block_size=32, task_temperature=0.5)
+    values = dict(
+        models=(str(model_dir), f"{model_dir}:layers=all,pooling=mean", "tfidf-lsa:dim=8"),
+        priors=(f"{model_dir}:pooling=mean",),
+        dataset=str(data),
+        label_column="topic",
+        temperatures=(0.1, 1.0),
+        num_tasks=12,
+        num_classes=(2, 3),
+        probes=("ridge", "knn"),
+        knn_k=5,
+        output_dir=str(tmp_path / "out"),
+        cache_dir=str(tmp_path / "cache"),
+        bootstrap=50,
+        block_size=32,
+        task_temperature=0.5,
+    )
     values.update(kw)
     return Config(**values)  # type: ignore[arg-type]
 
 
 def test_run_writes_nothing_and_the_run_folder_has_every_output(
-        tmp_path: Path, tiny_bert_dir: Path, topic_csv: Path) -> None:
+    tmp_path: Path, tiny_bert_dir: Path, topic_csv: Path
+) -> None:
     cfg = _config(tmp_path, tiny_bert_dir, topic_csv)
     res = run(cfg, progress=False)
     out = Path(cfg.output_dir)
@@ -70,8 +82,17 @@ def test_run_writes_nothing_and_the_run_folder_has_every_output(
     layers = {n for n in names if "@layer" in n}
     assert len(layers) == 3  # tiny BERT: embeddings + 2 layers
     assert len(doc["scores"]) == len(names) * 2  # one prior x two temperatures
-    for key in ("model", "prior", "temperature", "mean", "variance", "std", "mean_per_pair",
-                "variance_per_pair", "n"):
+    for key in (
+        "model",
+        "prior",
+        "temperature",
+        "mean",
+        "variance",
+        "std",
+        "mean_per_pair",
+        "variance_per_pair",
+        "n",
+    ):
         assert key in doc["scores"][0]
     assert all(m.get("revision") for m in doc["models"])
     assert {p["num_classes"] for p in doc["probes"]} == {2, 3}
@@ -94,10 +115,18 @@ def test_run_writes_nothing_and_the_run_folder_has_every_output(
     np.testing.assert_array_equal(t3, res.task_arrays[3])
 
 
-def test_scores_equal_direct_engine_call(tmp_path: Path, tiny_bert_dir: Path,
-                                         topic_csv: Path) -> None:
-    cfg = _config(tmp_path, tiny_bert_dir, topic_csv, models=("tfidf-lsa:dim=8",),
-                  priors=("labels",), probes=("ridge",), num_classes=(2,))
+def test_scores_equal_direct_engine_call(
+    tmp_path: Path, tiny_bert_dir: Path, topic_csv: Path
+) -> None:
+    cfg = _config(
+        tmp_path,
+        tiny_bert_dir,
+        topic_csv,
+        models=("tfidf-lsa:dim=8",),
+        priors=("labels",),
+        probes=("ridge",),
+        num_classes=(2,),
+    )
     res = run(cfg, progress=False)
     from tp_harness.evaluation.data import load_data
     from tp_harness.evaluation.features import tfidf_lsa
@@ -113,9 +142,9 @@ def test_scores_equal_direct_engine_call(tmp_path: Path, tiny_bert_dir: Path,
         assert s["variance"] == pytest.approx(ref.variance, rel=1e-9)
 
 
-def test_second_run_does_not_run_the_model(tmp_path: Path, tiny_bert_dir: Path,
-                                           topic_csv: Path, monkeypatch: pytest.MonkeyPatch
-                                           ) -> None:
+def test_second_run_does_not_run_the_model(
+    tmp_path: Path, tiny_bert_dir: Path, topic_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import tp_harness.evaluation.embed.encode as encode
 
     calls = {"n": 0}
@@ -137,8 +166,14 @@ def test_second_run_does_not_run_the_model(tmp_path: Path, tiny_bert_dir: Path,
 def test_bad_prior_and_columns(tmp_path: Path, tiny_bert_dir: Path, topic_csv: Path) -> None:
     with pytest.raises(ValueError, match="topicz"):
         run(_config(tmp_path, tiny_bert_dir, topic_csv, label_column="topicz"), progress=False)
-    cfg = _config(tmp_path, tiny_bert_dir, topic_csv, label_column=None,
-                  text_column="text", priors=("labels",))
+    cfg = _config(
+        tmp_path,
+        tiny_bert_dir,
+        topic_csv,
+        label_column=None,
+        text_column="text",
+        priors=("labels",),
+    )
     with pytest.raises(ValueError, match="label"):
         run(cfg.replace(dataset=str(topic_csv)), progress=False)
 
@@ -153,21 +188,65 @@ def test_every_suite_loads() -> None:
 
 def test_two_processes_match_one(tmp_path: Path, tiny_bert_dir: Path, topic_csv: Path) -> None:
     """``accelerate launch --multi_gpu --num_processes 2`` on CPU gives the 1-process scores."""
-    args = ["evaluate", "--model", str(tiny_bert_dir), "--model", "tfidf-lsa:dim=8",
-            "--prior", f"{tiny_bert_dir}:pooling=mean", "--dataset", str(topic_csv),
-            "--label-column", "topic", "--temperature", "0.1", "--temperature", "1.0",
-            "--num-tasks", "8", "--probe", "ridge", "--block-size", "16", "--no-progress"]
+    args = [
+        "evaluate",
+        "--model",
+        str(tiny_bert_dir),
+        "--model",
+        "tfidf-lsa:dim=8",
+        "--prior",
+        f"{tiny_bert_dir}:pooling=mean",
+        "--dataset",
+        str(topic_csv),
+        "--label-column",
+        "topic",
+        "--temperature",
+        "0.1",
+        "--temperature",
+        "1.0",
+        "--num-tasks",
+        "8",
+        "--probe",
+        "ridge",
+        "--block-size",
+        "16",
+        "--no-progress",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     outs = {}
     for procs in (1, 2):
         out = tmp_path / f"p{procs}"
-        launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-                  "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-                  "--dynamo_backend", "no", "-m"] if procs == 2 else [sys.executable, "-m"]
-        cmd = [*launch, "tp_harness", *args, "--output-dir", str(out),
-               "--cache-dir", str(tmp_path / f"cache{procs}")]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600,
-                              check=False)
+        launch = (
+            [
+                sys.executable,
+                "-m",
+                "accelerate.commands.launch",
+                "--multi_gpu",
+                "--num_processes",
+                "2",
+                "--num_machines",
+                "1",
+                "--mixed_precision",
+                "no",
+                "--dynamo_backend",
+                "no",
+                "-m",
+            ]
+            if procs == 2
+            else [sys.executable, "-m"]
+        )
+        cmd = [
+            *launch,
+            "tp_harness",
+            *args,
+            "--output-dir",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / f"cache{procs}"),
+        ]
+        proc = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         outs[procs] = Results.load(out)
     assert outs[2].environment["world_size"] == 2
@@ -181,9 +260,17 @@ def test_two_processes_match_one(tmp_path: Path, tiny_bert_dir: Path, topic_csv:
 
 def test_weighted_and_self_priors(tmp_path: Path, tiny_bert_dir: Path, topic_csv: Path) -> None:
     """``--prior A --prior B --prior-weights`` is one summed prior; ``self`` scores each model."""
-    cfg = _config(tmp_path, tiny_bert_dir, topic_csv, models=("tfidf-lsa:dim=8",),
-                  priors=(f"{tiny_bert_dir}:pooling=mean", "labels"), prior_weights=(0.7, 0.3),
-                  probes=("ridge",), num_classes=(2,), temperatures=(0.5,))
+    cfg = _config(
+        tmp_path,
+        tiny_bert_dir,
+        topic_csv,
+        models=("tfidf-lsa:dim=8",),
+        priors=(f"{tiny_bert_dir}:pooling=mean", "labels"),
+        prior_weights=(0.7, 0.3),
+        probes=("ridge",),
+        num_classes=(2,),
+        temperatures=(0.5,),
+    )
     res = run(cfg, progress=False)
     assert len(res.scores) == 1 and res.scores[0]["prior"].startswith("0.7*")
     from tp_harness.evaluation.data import load_data
@@ -194,9 +281,13 @@ def test_weighted_and_self_priors(tmp_path: Path, tiny_bert_dir: Path, topic_csv
     from tp_harness.evaluation.embed import embed, parse_model_spec
 
     bert = embed(parse_model_spec(f"{tiny_bert_dir}:pooling=mean"), data)
-    summed = task_prior_moments(x, [next(iter(bert.values())), data.labels], 0.5,
-                                prior_kernel=["centered_cosine", "label_graph"],
-                                prior_weights=[0.7, 0.3])
+    summed = task_prior_moments(
+        x,
+        [next(iter(bert.values())), data.labels],
+        0.5,
+        prior_kernel=["centered_cosine", "label_graph"],
+        prior_weights=[0.7, 0.3],
+    )
     assert res.scores[0]["mean"] == pytest.approx(summed.mean, rel=1e-5)  # type: ignore[union-attr]
     assert res.scores[0]["variance"] == pytest.approx(summed.variance, rel=1e-5)  # type: ignore[union-attr]
     selfres = run(cfg.replace(priors=["self"], prior_weights=None), progress=False)

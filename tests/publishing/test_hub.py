@@ -60,10 +60,19 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("TP_HARNESS_CACHE", str(tmp / "cache"))
-        cfg = Config(models=("tfidf-lsa:dim=16", "tfidf-lsa:dim=4"), priors=("labels",),
-                     dataset="bundled:drug_reviews", num_examples=120, num_tasks=16,
-                     num_classes=(2,), probes=("ridge",), temperatures=(0.1, 1.0),
-                     output_dir=str(tmp / "run"), cache_dir=str(tmp / "cache"), bootstrap=50)
+        cfg = Config(
+            models=("tfidf-lsa:dim=16", "tfidf-lsa:dim=4"),
+            priors=("labels",),
+            dataset="bundled:drug_reviews",
+            num_examples=120,
+            num_tasks=16,
+            num_classes=(2,),
+            probes=("ridge",),
+            temperatures=(0.1, 1.0),
+            output_dir=str(tmp / "run"),
+            cache_dir=str(tmp / "cache"),
+            bootstrap=50,
+        )
         write_outputs(run(cfg, progress=False), cfg.output_dir)
     return tmp / "run"
 
@@ -75,17 +84,32 @@ def server():
 
 
 def _env(server: HubServer, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    env.update(HF_ENDPOINT=server.url, HF_TOKEN=TOKEN, HF_HUB_DISABLE_XET="1",
-               HF_HOME=str(home), PYTHONPATH=str(ROOT), TOKENIZERS_PARALLELISM="false",
-               HF_HUB_DISABLE_TELEMETRY="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
+    env.update(
+        HF_ENDPOINT=server.url,
+        HF_TOKEN=TOKEN,
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(home),
+        PYTHONPATH=str(ROOT),
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_DISABLE_TELEMETRY="1",
+    )
     return env
 
 
 def _python(server: HubServer, home: Path, code: str, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-c", code, *args], env=_env(server, home),
-                          capture_output=True, text=True, timeout=240, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=_env(server, home),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -96,23 +120,29 @@ def _read_back(server: HubServer, tmp: Path, repo: str, tasks: str) -> dict[str,
 
     out = tmp / "back"
     proc = _python(server, tmp / "hf-home-read", READ_BACK, repo, tasks, str(out))
-    return {"proc": proc, "files": out / "scores_files", "tasks_files": out / "tasks_files",
-            "scores": datasets.load_from_disk(str(out / "scores_ds")).to_list(),
-            "parquet": pq.read_table(out / "scores_files" / hub.SCORES_FILE).to_pylist(),
-            "tasks": datasets.load_from_disk(str(out / "tasks_ds"))}
+    return {
+        "proc": proc,
+        "files": out / "scores_files",
+        "tasks_files": out / "tasks_files",
+        "scores": datasets.load_from_disk(str(out / "scores_ds")).to_list(),
+        "parquet": pq.read_table(out / "scores_files" / hub.SCORES_FILE).to_pylist(),
+        "tasks": datasets.load_from_disk(str(out / "tasks_ds")),
+    }
 
 
 def _all_pushed_bytes(server: HubServer) -> list[bytes]:
     with server.state.lock:
-        return [b.data for r in server.state.repos.values() for c in r.commits
-                for b in c.files.values()]
+        return [
+            b.data for r in server.state.repos.values() for c in r.commits for b in c.files.values()
+        ]
 
 
 def test_push_round_trip(run_dir: Path, server: HubServer, tmp_path: Path) -> None:
     import datasets
 
-    push = _python(server, tmp_path / "hf-home", PUSH_CLI, "push", str(run_dir),
-                   "--repo-id", "org/trip")
+    push = _python(
+        server, tmp_path / "hf-home", PUSH_CLI, "push", str(run_dir), "--repo-id", "org/trip"
+    )
     back = _read_back(server, tmp_path, "org/trip", "org/trip-tasks")
 
     local = Results.load(run_dir)
@@ -122,15 +152,22 @@ def test_push_round_trip(run_dir: Path, server: HubServer, tmp_path: Path) -> No
     tasks = datasets.load_from_disk(str(run_dir / "tasks"))
     assert back["tasks"].to_list() == tasks.to_list()
     assert back["tasks"].features == tasks.features
-    assert sorted(p.name for p in (back["files"] / "figures").iterdir()) == \
-        sorted(p.name for p in (run_dir / "figures").iterdir())
+    assert sorted(p.name for p in (back["files"] / "figures").iterdir()) == sorted(
+        p.name for p in (run_dir / "figures").iterdir()
+    )
 
     card = (back["files"] / "README.md").read_text()
     assert "license: cc-by-4.0" in card and "path: scores.parquet" in card
     assert "| rank | model |" in card and "org/trip-tasks" in card
     tcard = (back["tasks_files"] / "README.md").read_text()
-    for needle in ("dataset_info:", "license: cc-by-4.0", "bundled:drug_reviews", "CC BY 4.0",
-                   "| labels | label_graph | 0.1 | 2 | 16 | 0 |", '"gibbs_sweeps": 0'):
+    for needle in (
+        "dataset_info:",
+        "license: cc-by-4.0",
+        "bundled:drug_reviews",
+        "CC BY 4.0",
+        "| labels | label_graph | 0.1 | 2 | 16 | 0 |",
+        '"gibbs_sweeps": 0',
+    ):
         assert needle in tcard, needle
     assert "scores: " in push.stdout and "org/trip-tasks" in push.stdout
     assert not server.state.repos[("dataset", "org/trip")].private
@@ -143,8 +180,9 @@ def test_push_round_trip(run_dir: Path, server: HubServer, tmp_path: Path) -> No
 def test_second_push_replaces(run_dir: Path, server: HubServer, tmp_path: Path) -> None:
     import datasets
 
-    proc = _python(server, tmp_path / "hf-home", PUSH_API, str(run_dir), "org/again",
-                   "org/again-sampled", "2")
+    proc = _python(
+        server, tmp_path / "hf-home", PUSH_API, str(run_dir), "org/again", "org/again-sampled", "2"
+    )
     first, second = json.loads(proc.stdout.strip().splitlines()[-1])
     assert second["commit"] == first["commit"] and second["tasks_commit"] == first["tasks_commit"]
     assert server.num_commits("org/again") == 2  # repo creation + one push
@@ -159,21 +197,24 @@ def test_second_push_replaces(run_dir: Path, server: HubServer, tmp_path: Path) 
     (changed / "results.json").write_text(json.dumps(doc, indent=2))
     gone = sorted((changed / "figures").iterdir())[0]
     gone.unlink()
-    _python(server, tmp_path / "hf-home", PUSH_API, str(changed), "org/again",
-            "org/again-sampled", "1")
+    _python(
+        server, tmp_path / "hf-home", PUSH_API, str(changed), "org/again", "org/again-sampled", "1"
+    )
     back = _read_back(server, tmp_path, "org/again", "org/again-sampled")
     assert back["scores"] == doc["scores"] == back["parquet"]
     assert not (back["files"] / "figures" / gone.name).exists()
     assert f"figures/{gone.name}" not in server.files("org/again")
     assert back["tasks"].num_rows == datasets.load_from_disk(str(run_dir / "tasks")).num_rows
-    assert [p for p in server.files("org/again-sampled") if p.startswith("data/")] == \
-        ["data/train-00000-of-00001.parquet"]
+    assert [p for p in server.files("org/again-sampled") if p.startswith("data/")] == [
+        "data/train-00000-of-00001.parquet"
+    ]
     assert server.num_commits("org/again") == 3 and server.num_commits("org/again-sampled") == 3
     assert not any(TOKEN.encode() in data for data in _all_pushed_bytes(server))
 
 
-def test_offline_fails_fast_with_a_clear_message(run_dir: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_fails_fast_with_a_clear_message(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     with pytest.raises(hub.HubPushError, match=r"org/x.*HF_HUB_OFFLINE.*HF_ENDPOINT") as info:
@@ -224,8 +265,10 @@ def test_licenses_map_to_hub_ids() -> None:
 
 
 def test_scores_table_keeps_every_column_and_row() -> None:
-    recs = [{"model": "a", "mean": 1.5, "num_pairs": None},
-            {"model": "b", "mean": 2.0, "num_pairs": 10, "extra": "x"}]
+    recs = [
+        {"model": "a", "mean": 1.5, "num_pairs": None},
+        {"model": "b", "mean": 2.0, "num_pairs": 10, "extra": "x"},
+    ]
     table = hub.scores_table(recs)
     assert table.column_names == ["model", "mean", "num_pairs", "extra"]
     assert table.to_pylist() == [{**recs[0], "extra": None}, recs[1]]
@@ -236,8 +279,10 @@ def test_scores_table_keeps_every_column_and_row() -> None:
 
 def test_tasks_card_merge_is_idempotent(run_dir: Path) -> None:
     results = json.loads((run_dir / "results.json").read_text())
-    pushed = "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n" \
-             "    path: data/train-*\n---\n"
+    pushed = (
+        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+        "    path: data/train-*\n---\n"
+    )
     body = hub.tasks_card_body(results, "org/t", "org/s", 1920)
     once = hub.merge_tasks_card(pushed, results, body)
     assert hub.merge_tasks_card(once, results, body) == once
@@ -248,20 +293,52 @@ def test_push_parser() -> None:
     from tp_harness import cli
 
     args = cli.build_parser().parse_args(["push", "runs/x", "--repo-id", "org/n", "--private"])
-    assert (args.results_dir, args.repo_id, args.tasks_repo_id, args.private) == \
-        ("runs/x", "org/n", None, True)
+    assert (args.results_dir, args.repo_id, args.tasks_repo_id, args.private) == (
+        "runs/x",
+        "org/n",
+        None,
+        True,
+    )
     assert args.func is cli._cmd_push
 
 
 def test_evaluate_push_to_hub_from_the_cli(server: HubServer, tmp_path: Path) -> None:
     """``tp-harness evaluate --push-to-hub`` pushes scores and tasks; the token never shows."""
-    cmd = [sys.executable, "-m", "tp_harness", "evaluate", "--model", "tfidf-lsa:dim=8",
-           "--model", "tfidf-lsa:dim=3", "--prior", "labels", "--num-examples", "90",
-           "--num-tasks", "6", "--probe", "ridge", "--no-progress", "--min-class-fraction", "0",
-           "--output-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
-           "--push-to-hub", "cli-org/cli-scores"]
-    proc = subprocess.run(cmd, env=_env(server, tmp_path / "hf-home"), capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tp_harness",
+        "evaluate",
+        "--model",
+        "tfidf-lsa:dim=8",
+        "--model",
+        "tfidf-lsa:dim=3",
+        "--prior",
+        "labels",
+        "--num-examples",
+        "90",
+        "--num-tasks",
+        "6",
+        "--probe",
+        "ridge",
+        "--no-progress",
+        "--min-class-fraction",
+        "0",
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--push-to-hub",
+        "cli-org/cli-scores",
+    ]
+    proc = subprocess.run(
+        cmd,
+        env=_env(server, tmp_path / "hf-home"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "cli-org/cli-scores" in proc.stdout and TOKEN not in proc.stdout + proc.stderr
     with server.state.lock:

@@ -19,8 +19,9 @@ def frame() -> pd.DataFrame:
     return lb.frame_from_runs([("run", make_results())])
 
 
-def _group(df: pd.DataFrame, prior: str = "labels", t: float = 0.1,
-           probe: str = "ridge q=2") -> pd.DataFrame:
+def _group(
+    df: pd.DataFrame, prior: str = "labels", t: float = 0.1, probe: str = "ridge q=2"
+) -> pd.DataFrame:
     return df[(df[lb.PRIOR] == prior) & (df[lb.TEMPERATURE] == t) & (df[lb.PROBE] == probe)]
 
 
@@ -47,8 +48,7 @@ def test_frame_values_and_metadata(frame: pd.DataFrame) -> None:
     assert row[lb.ACC_MEAN] == pytest.approx(0.9) and row[lb.ACC_P5] == pytest.approx(0.8)
     assert row[lb.RANKME] == 11.0
     # layer outputs map to their model's revision and modality
-    assert (row[lb.REVISION], row[lb.MODALITY], row[lb.MODEL_ID]) == ("abc123", "text",
-                                                                      "org/mini")
+    assert (row[lb.REVISION], row[lb.MODALITY], row[lb.MODEL_ID]) == ("abc123", "text", "org/mini")
     by_model = _group(frame).set_index(lb.MODEL)
     assert by_model.loc["vit", lb.MODALITY] == "image"
     assert by_model.loc["tfidf", lb.MODALITY] == "text"  # from the dataset's modality
@@ -66,8 +66,9 @@ def test_models_without_probes_keep_one_row() -> None:
 
 
 def test_filters_narrow_and_keep_order(frame: pd.DataFrame) -> None:
-    out = lb.filter_frame(frame, modalities=["text"], priors=["labels"], temperatures=[0.1],
-                          probes=["ridge q=2"])
+    out = lb.filter_frame(
+        frame, modalities=["text"], priors=["labels"], temperatures=[0.1], probes=["ridge q=2"]
+    )
     assert out[lb.MODEL].tolist() == [m for m in RANKED if m != "vit"]
     assert out[lb.RANK].tolist() == [1, 3, 4, 5]  # ranks stay those of the full board
     assert len(lb.filter_frame(frame, temperatures=[1.0])) == 20
@@ -131,8 +132,12 @@ def test_load_from_run_folder_and_folder_of_runs(tmp_path: Path) -> None:
     both = lb.load_frame(str(tmp_path / "runs"))
     assert set(both[lb.RUN]) == {"runs/a", "runs/b"} and len(both) == 48
     # vit is ranked 1st on its own dataset, 2nd on toy
-    top = both[(both[lb.PRIOR] == "labels") & (both[lb.TEMPERATURE] == 0.1)
-               & (both[lb.PROBE] == "ridge q=2") & (both[lb.MODEL] == "vit")]
+    top = both[
+        (both[lb.PRIOR] == "labels")
+        & (both[lb.TEMPERATURE] == 0.1)
+        & (both[lb.PROBE] == "ridge q=2")
+        & (both[lb.MODEL] == "vit")
+    ]
     assert dict(zip(top[lb.DATASET], top[lb.RANK], strict=True)) == {"toy": 2, "other": 1}
     assert len(lb.load_frame(tmp_path / "runs" / "a" / "results.json")) == 40
 
@@ -181,8 +186,9 @@ def test_figures(frame: pd.DataFrame) -> None:
     fig = lb.alignment_std_figure(frame)
     assert len(fig.axes) == 4  # 2 priors x 2 temperatures
     assert sum(np.asarray(c.get_offsets()).shape[0] for c in fig.axes[0].collections) == 5
-    layers = lb.layer_figure(lb.filter_frame(frame, priors=["labels"], temperatures=[0.1],
-                                             probes=["ridge q=2"]))
+    layers = lb.layer_figure(
+        lb.filter_frame(frame, priors=["labels"], temperatures=[0.1], probes=["ridge q=2"])
+    )
     (line,) = layers.axes[0].get_lines()
     assert np.asarray(line.get_xdata()).tolist() == [0, 1, 2]
     expected = [a / 1.1 for a in (0.01, 0.03, 0.02)]  # labels prior, T = 0.1
@@ -194,7 +200,8 @@ def test_figures(frame: pd.DataFrame) -> None:
     assert [a.get_title() for a in split.axes[:3]] == [
         "prior=labels  temperature=0.1  dataset=other",
         "prior=labels  temperature=0.1  dataset=toy",
-        "prior=labels  temperature=1  dataset=other"]
+        "prior=labels  temperature=1  dataset=other",
+    ]
     assert "first 3 of 8 panels" in split.get_suptitle()
     empty = lb.alignment_std_figure(frame.iloc[:0])
     assert "no rows" in empty.axes[0].texts[0].get_text()
@@ -209,19 +216,28 @@ def test_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tp_harness.publishing.run_folder import write_outputs
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cfg = Config(models=("tfidf-lsa:dim=16", "tfidf-lsa:dim=4", "tfidf-lsa:dim=2"),
-                 priors=("labels",), dataset="bundled:drug_reviews", num_examples=120,
-                 num_tasks=16, num_classes=(2,), probes=("ridge",), temperatures=(0.1, 1.0),
-                 output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
-                 bootstrap=50)
+    cfg = Config(
+        models=("tfidf-lsa:dim=16", "tfidf-lsa:dim=4", "tfidf-lsa:dim=2"),
+        priors=("labels",),
+        dataset="bundled:drug_reviews",
+        num_examples=120,
+        num_tasks=16,
+        num_classes=(2,),
+        probes=("ridge",),
+        temperatures=(0.1, 1.0),
+        output_dir=str(tmp_path / "run"),
+        cache_dir=str(tmp_path / "cache"),
+        bootstrap=50,
+    )
     res = run(cfg, progress=False)
     write_outputs(res, cfg.output_dir)
     df = lb.load_frame(tmp_path / "run")
     assert len(df) == 6 and set(df[lb.MODALITY]) == {"text"}
     for t in (0.1, 1.0):
         rows = df[df[lb.TEMPERATURE] == t]
-        expect = sorted((s for s in res.scores if s["temperature"] == t),
-                        key=lambda s: -s["mean_per_pair"])
+        expect = sorted(
+            (s for s in res.scores if s["temperature"] == t), key=lambda s: -s["mean_per_pair"]
+        )
         assert rows[lb.MODEL].tolist() == [s["model"] for s in expect]
         assert rows[lb.RANK].tolist() == [1, 2, 3]
         assert rows[lb.ACC_MEAN].notna().all() and rows[lb.RANKME].notna().all()
@@ -238,8 +254,9 @@ def test_app_callback_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
     run_dir = write_run(tmp_path / "run")
     frame = lb.load_frame(run_dir)
-    table, csv, *figs = app.views(frame, "mini", None, None, ["labels"], [0.1], "ridge q=2",
-                                  [lb.MODEL, lb.RANK])
+    table, csv, *figs = app.views(
+        frame, "mini", None, None, ["labels"], [0.1], "ridge q=2", [lb.MODEL, lb.RANK]
+    )
     assert table.values.tolist() == [[1, "mini@layer1"], [3, "mini@layer2"], [4, "mini@layer0"]]
     assert lb.read_csv(csv).values.tolist() == table.values.tolist()
     assert [len(f.axes) for f in figs] == [1, 4, 1]
@@ -270,12 +287,18 @@ def test_hub_repo_through_a_local_hub(tmp_path: Path, monkeypatch: pytest.Monkey
     (repo / "README.md").write_text("---\nlicense: apache-2.0\n---\n# scores\n")
     (repo / "scores.parquet").write_bytes(b"PAR1 not needed by the leaderboard")
     with HubServer(token="secret", lifetime_s=120) as hub:
-        for name, value in (("ENDPOINT", hub.url), ("HF_HUB_OFFLINE", False),
-                            ("HF_HUB_CACHE", str(tmp_path / "cache")),
-                            ("HF_HUB_DISABLE_XET", True)):
+        for name, value in (
+            ("ENDPOINT", hub.url),
+            ("HF_HUB_OFFLINE", False),
+            ("HF_HUB_CACHE", str(tmp_path / "cache")),
+            ("HF_HUB_DISABLE_XET", True),
+        ):
             monkeypatch.setattr(constants, name, value)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                            hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(
+            constants,
+            "HUGGINGFACE_CO_URL_TEMPLATE",
+            hub.url + "/{repo_id}/resolve/{revision}/{filename}",
+        )
         monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         api = HfApi(endpoint=hub.url, token="secret")

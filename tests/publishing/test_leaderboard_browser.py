@@ -23,15 +23,25 @@ from tp_harness.publishing import leaderboard as lb
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # gradio's own table code calls pandas APIs that pandas 3 deprecates
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 TIMEOUT_MS = 30_000
 
 
 def _chromium() -> str:
-    for candidate in (os.environ.get("TP_CHROMIUM"), "/usr/bin/chromium",
-                      shutil.which("chromium"), shutil.which("chromium-browser")):
+    for candidate in (
+        os.environ.get("TP_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if candidate and Path(candidate).is_file():
             return candidate
     pytest.skip("no Chromium binary (apt-get install chromium, or set TP_CHROMIUM)")
@@ -50,8 +60,13 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     app = build_app(root)
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-               quiet=True, ssr_mode=False)
+    app.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        ssr_mode=False,
+    )
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
@@ -61,8 +76,9 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = _chromium()
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright not installed (pip install playwright)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright not installed (pip install playwright)"
+    )
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         yield b
@@ -88,13 +104,15 @@ def table(page: Any) -> list[list[str]]:
         "#lb-table [role=grid] [role=row]",
         "rows => rows.filter(r => r.offsetParent !== null)"
         ".map(r => Array.from(r.querySelectorAll('[role=gridcell]')).map(c => c.innerText.trim()))"
-        ".filter(cells => cells.length > 0)")
+        ".filter(cells => cells.length > 0)",
+    )
     return rows
 
 
 def headers(page: Any) -> list[str]:
     found: list[str] = page.eval_on_selector_all(
-        "#lb-table [role=grid] thead th", "ths => ths.map(t => t.getAttribute('title'))")
+        "#lb-table [role=grid] thead th", "ths => ths.map(t => t.getAttribute('title'))"
+    )
     return found
 
 
@@ -121,14 +139,31 @@ def test_table_shows_ranked_rows(page: Any, tmp_path: Path) -> None:
     assert int(count) == expected + 1  # + header
     rows = table(page)  # the grid renders the rows in view (virtual scrolling)
     assert len(rows) >= 13
-    at = {c: cols.index(c) for c in (lb.RANK, lb.MODEL, lb.DATASET, lb.PRIOR, lb.TEMPERATURE,
-                                     lb.PROBE)}
-    key = [(r[at[lb.DATASET]], r[at[lb.PRIOR]], r[at[lb.TEMPERATURE]], r[at[lb.MODEL]],
-            r[at[lb.RANK]], r[at[lb.PROBE]]) for r in rows]
-    other = [("other", prior, t, m, str(rank), "ridge q=2") for prior in ("labels", "mini@layer2")
-             for t in ("0.1", "1") for rank, m in ((1, "vit"), (2, "tfidf"))]
-    toy = [("toy", "labels", "0.1", m, str(rank), "ridge q=2")
-           for rank, m in enumerate(RANKED, start=1)]
+    at = {
+        c: cols.index(c)
+        for c in (lb.RANK, lb.MODEL, lb.DATASET, lb.PRIOR, lb.TEMPERATURE, lb.PROBE)
+    }
+    key = [
+        (
+            r[at[lb.DATASET]],
+            r[at[lb.PRIOR]],
+            r[at[lb.TEMPERATURE]],
+            r[at[lb.MODEL]],
+            r[at[lb.RANK]],
+            r[at[lb.PROBE]],
+        )
+        for r in rows
+    ]
+    other = [
+        ("other", prior, t, m, str(rank), "ridge q=2")
+        for prior in ("labels", "mini@layer2")
+        for t in ("0.1", "1")
+        for rank, m in ((1, "vit"), (2, "tfidf"))
+    ]
+    toy = [
+        ("toy", "labels", "0.1", m, str(rank), "ridge q=2")
+        for rank, m in enumerate(RANKED, start=1)
+    ]
     assert key[:13] == other + toy  # datasets, priors, T sorted; ranked within each group
 
 

@@ -25,8 +25,9 @@ def class_counts(y: torch.Tensor, q: int) -> torch.Tensor:
     return out.scatter_add_(1, y, torch.ones_like(y))
 
 
-def split_columns(y: torch.Tensor, train: torch.Tensor, test: torch.Tensor,
-                  q: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def split_columns(
+    y: torch.Tensor, train: torch.Tensor, test: torch.Tensor, q: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(y[:, train], y[:, test], class_counts(y[:, train], q))``: (S, m1), (S, m2),
     (S, q) int64, from one pass over ``y`` on the CPU. Raises ``ValueError`` for train
     labels outside ``0..q-1``."""
@@ -38,8 +39,14 @@ def split_columns(y: torch.Tensor, train: torch.Tensor, test: torch.Tensor,
     test_np = np.empty((s, test.numel()), dtype=np.int64)
     counts = np.empty((s, q), dtype=np.int64)
     bad = compiled.kernels("label_kernels").split_columns(
-        y.long().contiguous().numpy(), train.contiguous().numpy(), test.contiguous().numpy(),
-        q, train_np, test_np, counts)
+        y.long().contiguous().numpy(),
+        train.contiguous().numpy(),
+        test.contiguous().numpy(),
+        q,
+        train_np,
+        test_np,
+        counts,
+    )
     if bad:
         raise ValueError(f"tasks have {bad} label(s) outside 0..{q - 1}.")
     return torch.from_numpy(train_np), torch.from_numpy(test_np), torch.from_numpy(counts)

@@ -62,10 +62,12 @@ def alpha_req(features: ArrayLike, *, k_min: int = 1, k_max: int | None = None) 
     last = int((lam > tol).sum())
     hi = last if k_max is None else min(int(k_max), last)
     if k_min < 1 or hi - k_min + 1 < 2:
-        raise ValueError(f"alpha-ReQ needs at least 2 eigenvalues in k = {k_min}..{hi} "
-                         f"({last} are nonzero); check k_min/k_max.")
+        raise ValueError(
+            f"alpha-ReQ needs at least 2 eigenvalues in k = {k_min}..{hi} "
+            f"({last} are nonzero); check k_min/k_max."
+        )
     k = torch.arange(k_min, hi + 1, dtype=torch.float64)
-    log_k, log_lam = k.log(), lam[k_min - 1:hi].log()
+    log_k, log_lam = k.log(), lam[k_min - 1 : hi].log()
     lk = log_k - log_k.mean()
     slope = float((lk * (log_lam - log_lam.mean())).sum() / (lk * lk).sum())
     return -slope
@@ -89,9 +91,13 @@ def linear_cka(x: ArrayLike, y: ArrayLike) -> float:
     return float(torch.linalg.matrix_norm(yc.T @ xc).pow(2) / (norm_x * norm_y))
 
 
-def kernel_target_alignment(features: ArrayLike, labels: ArrayLike,
-                            kernel: str = "centered_cosine", *,
-                            center_target: bool = False) -> float:
+def kernel_target_alignment(
+    features: ArrayLike,
+    labels: ArrayLike,
+    kernel: str = "centered_cosine",
+    *,
+    center_target: bool = False,
+) -> float:
     """Kernel-target alignment (Cristianini et al. 2001) of features (n, d) with labels (n,).
 
     ``A = <K, T>_F / (||K||_F ||T||_F)`` with ``T = Y Yᵀ`` (``Y`` the one-hot labels,

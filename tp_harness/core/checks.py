@@ -24,13 +24,21 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         return torch.device("cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available; "
-                         "pass device='cpu' or leave it as None.")
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available; "
+            "pass device='cpu' or leave it as None."
+        )
     return dev
 
 
-def as_tensor(x: ArrayLike, name: str, *, ndim: int | None = 2,
-              device: torch.device | None = None, check_finite: bool = True) -> torch.Tensor:
+def as_tensor(
+    x: ArrayLike,
+    name: str,
+    *,
+    ndim: int | None = 2,
+    device: torch.device | None = None,
+    check_finite: bool = True,
+) -> torch.Tensor:
     """Convert ``x`` to a torch tensor and check it.
 
     Float16/bfloat16 are upcast to float32 (CPU half kernels are slow and lossy);
@@ -41,8 +49,9 @@ def as_tensor(x: ArrayLike, name: str, *, ndim: int | None = 2,
         t = x.detach()
     elif isinstance(x, np.ndarray) or isinstance(x, (list, tuple)):
         arr = np.asarray(x)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                       or arr.dtype == np.bool_):
+        if arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+        ):
             raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}.")
         t = torch.from_numpy(np.ascontiguousarray(arr))
     else:
@@ -59,10 +68,15 @@ def as_tensor(x: ArrayLike, name: str, *, ndim: int | None = 2,
     if device is not None:
         t = t.to(device)
     if check_finite and t.is_floating_point() and not _all_finite(t):
-        bad = int((~torch.isfinite(t)).any(dim=-1).sum()) if t.ndim > 1 else int(
-            (~torch.isfinite(t)).sum())
-        raise ValueError(f"{name} contains NaN or inf values ({bad} rows affected); "
-                         "clean or drop those rows before scoring.")
+        bad = (
+            int((~torch.isfinite(t)).any(dim=-1).sum())
+            if t.ndim > 1
+            else int((~torch.isfinite(t)).sum())
+        )
+        raise ValueError(
+            f"{name} contains NaN or inf values ({bad} rows affected); "
+            "clean or drop those rows before scoring."
+        )
     return t
 
 
@@ -99,8 +113,10 @@ def check_temperatures(temperature: float | Sequence[float]) -> tuple[list[float
 def check_same_n(n_expected: int, t: torch.Tensor, name: str, ref_name: str) -> None:
     """Raise if ``t`` does not have ``n_expected`` rows."""
     if t.shape[0] != n_expected:
-        raise ValueError(f"{name} has {t.shape[0]} rows but {ref_name} has {n_expected}; "
-                         "both must describe the same examples in the same order.")
+        raise ValueError(
+            f"{name} has {t.shape[0]} rows but {ref_name} has {n_expected}; "
+            "both must describe the same examples in the same order."
+        )
 
 
 def check_positive_int(value: int, name: str, minimum: int = 1) -> int:

@@ -181,8 +181,12 @@ def register_kernel(name: str, fn: FactorFn) -> FactorFn:
     return fn
 
 
-for _name, _fn in (("centered_cosine", centered_cosine), ("cosine", cosine),
-                   ("linear", linear), ("projection", projection)):
+for _name, _fn in (
+    ("centered_cosine", centered_cosine),
+    ("cosine", cosine),
+    ("linear", linear),
+    ("projection", projection),
+):
     register_kernel(_name, _fn)
 
 NORMALIZATIONS = (None, "frobenius")
@@ -196,14 +200,20 @@ def kernel_names() -> tuple[str, ...]:
 def check_kernel_name(kernel: str, arg: str) -> str:
     """Raise ``ValueError`` naming ``arg`` if ``kernel`` is not a known kernel."""
     if not isinstance(kernel, str) or kernel not in kernel_names():
-        raise ValueError(f"{arg}={kernel!r} is not a known kernel; "
-                         f"choose one of {', '.join(kernel_names())}.")
+        raise ValueError(
+            f"{arg}={kernel!r} is not a known kernel; choose one of {', '.join(kernel_names())}."
+        )
     return kernel
 
 
-def build_kernel(x: ArrayLike, kernel: str = "centered_cosine", *, name: str = "x",
-                 normalize: str | None = None,
-                 device: torch.device | None = None) -> Kernel:
+def build_kernel(
+    x: ArrayLike,
+    kernel: str = "centered_cosine",
+    *,
+    name: str = "x",
+    normalize: str | None = None,
+    device: torch.device | None = None,
+) -> Kernel:
     """Build a :class:`Kernel` from raw input ``x``.
 
     ``x`` is (n, d) features for a factor kernel, an integer (n,) label vector for
@@ -218,8 +228,10 @@ def build_kernel(x: ArrayLike, kernel: str = "centered_cosine", *, name: str = "
     elif kernel == "precomputed":
         k = as_tensor(x, name, ndim=2, device=device)
         if k.shape[0] != k.shape[1]:
-            raise ValueError(f"{name} with kernel='precomputed' must be square (n, n); "
-                             f"got shape {tuple(k.shape)}.")
+            raise ValueError(
+                f"{name} with kernel='precomputed' must be square (n, n); "
+                f"got shape {tuple(k.shape)}."
+            )
         out = Kernel(kernel, dense=k if k.is_floating_point() else k.double())
     else:
         t = as_tensor(x, name, ndim=2, device=device)
@@ -232,8 +244,10 @@ def frobenius_normalize(k: Kernel, name: str = "kernel") -> Kernel:
     """``K / ||K||_F``; raises for an all-zero kernel."""
     norm = k.frobenius_norm()
     if norm == 0.0:
-        raise ValueError(f"{name}: the kernel is all zeros, so it cannot be Frobenius-"
-                         "normalised (are all rows identical under centering?).")
+        raise ValueError(
+            f"{name}: the kernel is all zeros, so it cannot be Frobenius-"
+            "normalised (are all rows identical under centering?)."
+        )
     return k.scaled(1.0 / norm)
 
 
@@ -243,8 +257,10 @@ def check_weights(weights: Sequence[float] | None, count: int, arg: str) -> list
         return [1.0] * count
     w = [float(v) for v in weights]
     if len(w) != count:
-        raise ValueError(f"{arg} has {len(w)} weights but {count} kernels were given; "
-                         "pass one weight per kernel.")
+        raise ValueError(
+            f"{arg} has {len(w)} weights but {count} kernels were given; "
+            "pass one weight per kernel."
+        )
     if any(not math.isfinite(v) or v < 0 for v in w):
         raise ValueError(f"{arg} must be finite and >= 0; got {w}.")
     if not any(v > 0 for v in w):
@@ -252,8 +268,9 @@ def check_weights(weights: Sequence[float] | None, count: int, arg: str) -> list
     return w
 
 
-def weighted_sum(kernels: Sequence[Kernel], weights: Sequence[float] | None = None, *,
-                 arg: str = "weights") -> Kernel:
+def weighted_sum(
+    kernels: Sequence[Kernel], weights: Sequence[float] | None = None, *, arg: str = "weights"
+) -> Kernel:
     """``Σ w_b K_b``: concatenation of ``sqrt(w_b) Z_b``, or a dense sum if any is dense."""
     if not kernels:
         raise ValueError("weighted_sum needs at least one kernel.")
@@ -261,14 +278,24 @@ def weighted_sum(kernels: Sequence[Kernel], weights: Sequence[float] | None = No
     n = kernels[0].n
     for b, k in enumerate(kernels):
         if k.n != n:
-            raise ValueError(f"kernel {b} has n={k.n} but kernel 0 has n={n}; "
-                             "all kernels in a sum must cover the same examples.")
+            raise ValueError(
+                f"kernel {b} has n={k.n} but kernel 0 has n={n}; "
+                "all kernels in a sum must cover the same examples."
+            )
     parts = [k.scaled(wb) for k, wb in zip(kernels, w, strict=True) if wb > 0]
     dtype = _common_dtype([k.dtype for k in parts])
     name = "+".join(k.name for k in kernels)
     if all(k.is_factor for k in parts):
-        return Kernel(name, factor=torch.cat([k.factor.to(dtype) for k in parts  # type: ignore[union-attr]
-                                              ], dim=1))
+        return Kernel(
+            name,
+            factor=torch.cat(
+                [
+                    k.factor.to(dtype)
+                    for k in parts  # type: ignore[union-attr]
+                ],
+                dim=1,
+            ),
+        )
     dense = torch.zeros(n, n, dtype=dtype, device=parts[0].device)
     for k in parts:
         dense += k.to_dense().to(dtype)
@@ -279,9 +306,15 @@ def _common_dtype(dtypes: Sequence[torch.dtype]) -> torch.dtype:
     return torch.float64 if torch.float64 in dtypes else torch.float32
 
 
-def build_kernels(xs: ArrayLike | Sequence[ArrayLike], kernel: str | Sequence[str], *,
-                  weights: Sequence[float] | None = None, name: str = "prior",
-                  normalize: str | None = None, device: torch.device | None = None) -> Kernel:
+def build_kernels(
+    xs: ArrayLike | Sequence[ArrayLike],
+    kernel: str | Sequence[str],
+    *,
+    weights: Sequence[float] | None = None,
+    name: str = "prior",
+    normalize: str | None = None,
+    device: torch.device | None = None,
+) -> Kernel:
     """One kernel, or the weighted sum of several (``xs`` a list; ``kernel`` one name or one each).
 
     With ``normalize="frobenius"`` each component is normalised before weighting.
@@ -289,18 +322,26 @@ def build_kernels(xs: ArrayLike | Sequence[ArrayLike], kernel: str | Sequence[st
     if isinstance(xs, (list, tuple)) and xs and not _is_scalar_row(xs[0]):
         names = [kernel] * len(xs) if isinstance(kernel, str) else list(kernel)
         if len(names) != len(xs):
-            raise ValueError(f"{name}_kernel has {len(names)} names for {len(xs)} arrays; "
-                             "pass one name or one per array.")
-        ks = [build_kernel(x, kn, name=f"{name}[{b}]", normalize=normalize, device=device)
-              for b, (x, kn) in enumerate(zip(xs, names, strict=True))]
+            raise ValueError(
+                f"{name}_kernel has {len(names)} names for {len(xs)} arrays; "
+                "pass one name or one per array."
+            )
+        ks = [
+            build_kernel(x, kn, name=f"{name}[{b}]", normalize=normalize, device=device)
+            for b, (x, kn) in enumerate(zip(xs, names, strict=True))
+        ]
         for b, k in enumerate(ks[1:], start=1):
             if k.n != ks[0].n:
-                raise ValueError(f"{name}[{b}] has {k.n} rows but {name}[0] has {ks[0].n}; "
-                                 "all arrays must describe the same examples.")
+                raise ValueError(
+                    f"{name}[{b}] has {k.n} rows but {name}[0] has {ks[0].n}; "
+                    "all arrays must describe the same examples."
+                )
         return weighted_sum(ks, weights, arg=f"{name}_weights")
     if weights is not None:
-        raise ValueError(f"{name}_weights was given but {name} is a single array; "
-                         f"pass {name} as a list of arrays to weight several kernels.")
+        raise ValueError(
+            f"{name}_weights was given but {name} is a single array; "
+            f"pass {name} as a list of arrays to weight several kernels."
+        )
     if not isinstance(kernel, str):
         raise ValueError(f"{name}_kernel must be one name for a single array; got {kernel!r}.")
     return build_kernel(xs, kernel, name=name, normalize=normalize, device=device)

@@ -80,8 +80,9 @@ def tile_plan(n: int, block_size: int, symmetric: bool = True) -> list[Tile]:
             if symmetric and b < a:
                 continue
             w = 1.0 if (not symmetric or a == b) else 2.0
-            tiles.append(Tile(slice(a, min(a + block_size, n)), slice(b, min(b + block_size, n)),
-                              w))
+            tiles.append(
+                Tile(slice(a, min(a + block_size, n)), slice(b, min(b + block_size, n)), w)
+            )
     return tiles
 
 
@@ -94,26 +95,29 @@ def _tile_sums(k: torch.Tensor, ms: torch.Tensor, inv_t: torch.Tensor) -> torch.
     """Sums of one tile. k (b, c), ms (m, b, c), inv_t (t,) -> (m, t, 2) float64."""
     out = torch.empty(ms.shape[0], inv_t.shape[0], 2, dtype=torch.float64, device=k.device)
     for ti in range(inv_t.shape[0]):
-        x = k * inv_t[ti]                       # (b, c)
-        p = ms * torch.sigmoid(x)               # (m, b, c): M s
+        x = k * inv_t[ti]  # (b, c)
+        p = ms * torch.sigmoid(x)  # (m, b, c): M s
         out[:, ti, 0] = p.sum(dim=2).double().sum(dim=1)
         p.mul_(ms).mul_(torch.sigmoid(x.neg_()))  # M² s s(-x)
         out[:, ti, 1] = p.sum(dim=2).double().sum(dim=1)
     return out
 
 
-def moment_sums(models: Sequence[Kernel], prior: Kernel, temperatures: Sequence[float],
-                tiles: Sequence[Tile], *,
-                progress: Callable[[int], None] | None = None) -> torch.Tensor:
+def moment_sums(
+    models: Sequence[Kernel],
+    prior: Kernel,
+    temperatures: Sequence[float],
+    tiles: Sequence[Tile],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
     """Raw sums over ``tiles``: (models, temperatures, 2) float64 of (mean, variance).
 
     The building block of :func:`task_prior_moments`; a distributed caller passes
     each rank a share of :func:`tile_plan` and adds the results.
     """
-    inv_t = torch.tensor([1.0 / t for t in temperatures], dtype=prior.dtype,
-                         device=prior.device)
-    total = torch.zeros(len(models), len(temperatures), 2, dtype=torch.float64,
-                        device=inv_t.device)
+    inv_t = torch.tensor([1.0 / t for t in temperatures], dtype=prior.dtype, device=prior.device)
+    total = torch.zeros(len(models), len(temperatures), 2, dtype=torch.float64, device=inv_t.device)
     for tile in tiles:
         k = prior.tile(tile.rows, tile.cols)
         ms = torch.stack([m.tile(tile.rows, tile.cols) for m in models])
@@ -123,8 +127,9 @@ def moment_sums(models: Sequence[Kernel], prior: Kernel, temperatures: Sequence[
     return total
 
 
-def _mc_chunks(n: int, num_pairs: int, seed: int | None,
-               chunk: int = 1 << 20) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _mc_chunks(
+    n: int, num_pairs: int, seed: int | None, chunk: int = 1 << 20
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Uniform ordered pairs (i, j) with replacement, drawn on the CPU for reproducibility."""
     gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
     done = 0
@@ -134,8 +139,13 @@ def _mc_chunks(n: int, num_pairs: int, seed: int | None,
         done += m
 
 
-def monte_carlo_moments(models: Sequence[Kernel], prior: Kernel, temperatures: Sequence[float],
-                        num_pairs: int, seed: int | None) -> torch.Tensor:
+def monte_carlo_moments(
+    models: Sequence[Kernel],
+    prior: Kernel,
+    temperatures: Sequence[float],
+    num_pairs: int,
+    seed: int | None,
+) -> torch.Tensor:
     """Unbiased estimates and standard errors: (models, temperatures, 2 [mean, var], 2 [est, se]).
 
     Draws ``num_pairs`` ordered pairs uniformly (with replacement) and averages
@@ -143,17 +153,25 @@ def monte_carlo_moments(models: Sequence[Kernel], prior: Kernel, temperatures: S
     """
     n = prior.n
     shape = (len(models), len(temperatures), 2)
-    count, mu, m2 = 0, torch.zeros(shape, dtype=torch.float64), torch.zeros(shape,
-                                                                               dtype=torch.float64)
+    count, mu, m2 = (
+        0,
+        torch.zeros(shape, dtype=torch.float64),
+        torch.zeros(shape, dtype=torch.float64),
+    )
     inv_t = torch.tensor([1.0 / t for t in temperatures], dtype=torch.float64)
     dev = prior.device
     for i, j in _mc_chunks(n, num_pairs, seed):
         i, j = i.to(dev), j.to(dev)
-        x = prior.entries(i, j).double().cpu()[None, :] * inv_t[:, None]     # (t, c)
-        mv = torch.stack([m.entries(i, j).double().cpu() for m in models])   # (m, c)
-        vals = torch.stack([mv[:, None] * torch.sigmoid(x),
-                            mv[:, None] ** 2 * torch.sigmoid(x) * torch.sigmoid(-x)], dim=2)
-        vals = vals * float(n) ** 2                                          # (m, t, 2, c)
+        x = prior.entries(i, j).double().cpu()[None, :] * inv_t[:, None]  # (t, c)
+        mv = torch.stack([m.entries(i, j).double().cpu() for m in models])  # (m, c)
+        vals = torch.stack(
+            [
+                mv[:, None] * torch.sigmoid(x),
+                mv[:, None] ** 2 * torch.sigmoid(x) * torch.sigmoid(-x),
+            ],
+            dim=2,
+        )
+        vals = vals * float(n) ** 2  # (m, t, 2, c)
         c = vals.shape[-1]
         cmu = vals.mean(dim=-1)
         cm2 = ((vals - cmu[..., None]) ** 2).sum(dim=-1)
@@ -174,29 +192,60 @@ def _compute_dtype(kernels: Sequence[Kernel], dtype: torch.dtype | None) -> torc
     return torch.float64 if any(k.dtype == torch.float64 for k in kernels) else torch.float32
 
 
-def _build_models(model: ArrayLike | Mapping[str, ArrayLike], model_kernel: str,
-                  normalize: str | None, device: torch.device) -> tuple[dict[str, Kernel], bool]:
+def _build_models(
+    model: ArrayLike | Mapping[str, ArrayLike],
+    model_kernel: str,
+    normalize: str | None,
+    device: torch.device,
+) -> tuple[dict[str, Kernel], bool]:
     if isinstance(model, Mapping):
         if not model:
             raise ValueError("model is an empty mapping; pass at least one name -> array.")
-        return ({str(name): build_kernels(x, model_kernel, name=f"model[{name!r}]",
-                                          normalize=normalize, device=device)
-                 for name, x in model.items()}, True)
-    return {"model": build_kernels(model, model_kernel, name="model", normalize=normalize,
-                                   device=device)}, False
+        return (
+            {
+                str(name): build_kernels(
+                    x, model_kernel, name=f"model[{name!r}]", normalize=normalize, device=device
+                )
+                for name, x in model.items()
+            },
+            True,
+        )
+    return {
+        "model": build_kernels(
+            model, model_kernel, name="model", normalize=normalize, device=device
+        )
+    }, False
 
 
-def _result(sums: torch.Tensor, se: torch.Tensor | None, n: int, temperature: float,
-            model_kernel: str, prior_kernel: str, normalize: str | None, method: str,
-            num_pairs: int | None) -> MomentResult:
+def _result(
+    sums: torch.Tensor,
+    se: torch.Tensor | None,
+    n: int,
+    temperature: float,
+    model_kernel: str,
+    prior_kernel: str,
+    normalize: str | None,
+    method: str,
+    num_pairs: int | None,
+) -> MomentResult:
     mean, var = float(sums[0]), float(sums[1])
     n2 = float(n) ** 2
     return MomentResult(
-        mean=mean, variance=var, std=math.sqrt(max(var, 0.0)), mean_per_pair=mean / n2,
-        variance_per_pair=var / n2, n=n, temperature=temperature, model_kernel=model_kernel,
-        prior_kernel=prior_kernel, normalize=normalize, method=method,
+        mean=mean,
+        variance=var,
+        std=math.sqrt(max(var, 0.0)),
+        mean_per_pair=mean / n2,
+        variance_per_pair=var / n2,
+        n=n,
+        temperature=temperature,
+        model_kernel=model_kernel,
+        prior_kernel=prior_kernel,
+        normalize=normalize,
+        method=method,
         mean_stderr=float(se[0]) if se is not None else 0.0,
-        variance_stderr=float(se[1]) if se is not None else 0.0, num_pairs=num_pairs)
+        variance_stderr=float(se[1]) if se is not None else 0.0,
+        num_pairs=num_pairs,
+    )
 
 
 def task_prior_moments(
@@ -248,24 +297,31 @@ def task_prior_moments(
         check_kernel_name(kn, "prior_kernel")
     dev = resolve_device(device)
     models, many_m = _build_models(model, model_kernel, normalize, dev)
-    prior_k = build_kernels(prior, prior_kernel, weights=prior_weights, name="prior",
-                            normalize=normalize, device=dev)
+    prior_k = build_kernels(
+        prior, prior_kernel, weights=prior_weights, name="prior", normalize=normalize, device=dev
+    )
     n = prior_k.n
     for name, mk in models.items():
         if mk.n != n:
             label = "model" if not many_m else f"model[{name!r}]"
-            raise ValueError(f"{label} has {mk.n} rows but prior has {n}; "
-                             "both must describe the same examples in the same order.")
+            raise ValueError(
+                f"{label} has {mk.n} rows but prior has {n}; "
+                "both must describe the same examples in the same order."
+            )
     cdt = _compute_dtype([prior_k, *models.values()], dtype)
     prior_k = prior_k.to(dev, cdt)
     mks = [m.to(dev, cdt) for m in models.values()]
     se: torch.Tensor | None = None
     if method == "exact":
-        bs = check_positive_int(block_size, "block_size") if block_size is not None \
+        bs = (
+            check_positive_int(block_size, "block_size")
+            if block_size is not None
             else default_block_size(dev)
+        )
         symmetric = prior_k.is_factor and all(m.is_factor for m in mks)
-        sums = (sums_fn or moment_sums)(mks, prior_k, temps, tile_plan(n, bs, symmetric),
-                                        progress=progress)
+        sums = (sums_fn or moment_sums)(
+            mks, prior_k, temps, tile_plan(n, bs, symmetric), progress=progress
+        )
         sums = sums.cpu()
     else:
         if num_pairs is None:
@@ -276,10 +332,20 @@ def task_prior_moments(
     pk = prior_kernel if isinstance(prior_kernel, str) else "+".join(prior_kernel)
     out: dict[str, dict[float, MomentResult]] = {}
     for mi, name in enumerate(models):
-        out[name] = {t: _result(sums[mi, ti], None if se is None else se[mi, ti], n, t,
-                                model_kernel, pk, normalize, method,
-                                num_pairs if method == "monte_carlo" else None)
-                     for ti, t in enumerate(temps)}
+        out[name] = {
+            t: _result(
+                sums[mi, ti],
+                None if se is None else se[mi, ti],
+                n,
+                t,
+                model_kernel,
+                pk,
+                normalize,
+                method,
+                num_pairs if method == "monte_carlo" else None,
+            )
+            for ti, t in enumerate(temps)
+        }
     if not many_m and not many_t:
         return out["model"][temps[0]]
     return out

@@ -55,6 +55,7 @@ _ORDER, _PREFIX, _SCAN, _GIBBS = 1, 2, 3, 4
 
 # ----------------------------------------------------------------------------- randomness
 
+
 def _mix64(z: np.ndarray) -> np.ndarray:
     """SplitMix64 finaliser on a uint64 array (wrap-around arithmetic)."""
     z = (z ^ (z >> np.uint64(30))) * _M1
@@ -83,7 +84,8 @@ def _uniforms(keys: np.ndarray, start: int, count: int) -> np.ndarray:
     """
     if compiled.enabled():
         return compiled.kernels("sampling_kernels").uniforms(
-            np.ascontiguousarray(keys, dtype=np.uint64), start, count)
+            np.ascontiguousarray(keys, dtype=np.uint64), start, count
+        )
     return (_bits(keys, start, count) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
@@ -95,11 +97,13 @@ def _orders(keys: np.ndarray, n: int) -> np.ndarray:
     """
     if compiled.enabled():
         return compiled.kernels("sampling_kernels").orders(
-            np.ascontiguousarray(keys, dtype=np.uint64), n)
+            np.ascontiguousarray(keys, dtype=np.uint64), n
+        )
     return np.argsort(_bits(keys, 0, n), axis=1, kind="stable")
 
 
 # ----------------------------------------------------------------------------- sampling core
+
 
 def _draw(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Inverse-CDF categorical draw. logits (S, q), u (S, 1) in [0, 1) -> classes (S,).
@@ -111,31 +115,33 @@ def _draw(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return (cdf < u * cdf[:, -1:]).sum(dim=1)
 
 
-def _prefix_pass(z: torch.Tensor, order: torch.Tensor, keys: np.ndarray, q: int,
-                 inv_t: float, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _prefix_pass(
+    z: torch.Tensor, order: torch.Tensor, keys: np.ndarray, q: int, inv_t: float, block: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Algorithm 1 for S tasks. z (n, r), order (S, n) -> labels (S, n), sums U (S, q, r)."""
     s, n = order.shape
     r = z.shape[1]
-    z = z * math.sqrt(inv_t)                                    # then Z_i·U_c = logit, Z Zᵀ = K/T
-    u_sum = z.new_zeros(s, q, r)                                # U: (S, q, r), scaled
-    row0 = torch.arange(s, device=z.device)[:, None] * q        # (S, 1): row of U_0 per task
+    z = z * math.sqrt(inv_t)  # then Z_i·U_c = logit, Z Zᵀ = K/T
+    u_sum = z.new_zeros(s, q, r)  # U: (S, q, r), scaled
+    row0 = torch.arange(s, device=z.device)[:, None] * q  # (S, 1): row of U_0 per task
     u_all = torch.from_numpy(_uniforms(keys, 0, n)).to(z.device, z.dtype)  # (S, n)
     drawn = []
     for t0 in range(0, n, block):
-        idx = order[:, t0:t0 + block]                           # (S, B)
+        idx = order[:, t0 : t0 + block]  # (S, B)
         b = idx.shape[1]
-        zb = z.index_select(0, idx.reshape(-1)).view(s, b, r)   # (S, B, r)
-        a = torch.bmm(zb, u_sum.transpose(1, 2))                # (S, B, q) logits at block start
-        g = torch.bmm(zb, zb.transpose(1, 2))                   # (S, B, B) K / T inside block
-        u = u_all[:, t0:t0 + b, None].unbind(1)                 # B x (S, 1)
+        zb = z.index_select(0, idx.reshape(-1)).view(s, b, r)  # (S, B, r)
+        a = torch.bmm(zb, u_sum.transpose(1, 2))  # (S, B, q) logits at block start
+        g = torch.bmm(zb, zb.transpose(1, 2))  # (S, B, B) K / T inside block
+        u = u_all[:, t0 : t0 + b, None].unbind(1)  # B x (S, 1)
         cols = []
         for t in range(b):
-            c = _draw(a[:, t], u[t])                            # (S,)
+            c = _draw(a[:, t], u[t])  # (S,)
             cols.append(c)
-            if t + 1 < b:                                       # later visits see y_t = c
-                a[:, t + 1:].scatter_add_(2, c.view(s, 1, 1).expand(s, b - t - 1, 1),
-                                          g[:, t + 1:, t:t + 1])
-        yb = torch.stack(cols, dim=1)                           # (S, B)
+            if t + 1 < b:  # later visits see y_t = c
+                a[:, t + 1 :].scatter_add_(
+                    2, c.view(s, 1, 1).expand(s, b - t - 1, 1), g[:, t + 1 :, t : t + 1]
+                )
+        yb = torch.stack(cols, dim=1)  # (S, B)
         _add_rows(u_sum, row0 + yb, zb)
         drawn.append(yb)
     labels = torch.empty(s, n, dtype=torch.long, device=z.device)
@@ -146,17 +152,23 @@ def _prefix_pass(z: torch.Tensor, order: torch.Tensor, keys: np.ndarray, q: int,
 def _add_rows(u_sum: torch.Tensor, rows: torch.Tensor, zb: torch.Tensor) -> None:
     """``U[s, y[s, t]] += zb[s, t]``. U (S, q, r), rows (S, B) into S·q, zb (S, B, r)."""
     s, q, r = u_sum.shape
-    if u_sum.device.type == "cpu":                              # sequential, deterministic
+    if u_sum.device.type == "cpu":  # sequential, deterministic
         u_sum.view(s * q, r).index_add_(0, rows.reshape(-1), zb.reshape(-1, r))
-    else:                                                       # no atomics: reproducible
-        local = rows - torch.arange(s, device=rows.device)[:, None] * q     # (S, B) classes
-        onehot = torch.nn.functional.one_hot(local, q).to(zb.dtype)         # (S, B, q)
+    else:  # no atomics: reproducible
+        local = rows - torch.arange(s, device=rows.device)[:, None] * q  # (S, B) classes
+        onehot = torch.nn.functional.one_hot(local, q).to(zb.dtype)  # (S, B, q)
         u_sum += torch.bmm(onehot.transpose(1, 2), zb)
 
 
-def _gibbs_sweeps(z: torch.Tensor, labels: torch.Tensor, u_sum: torch.Tensor,
-                  keys: np.ndarray, scans: torch.Tensor, inv_t: float,
-                  block: int) -> torch.Tensor:
+def _gibbs_sweeps(
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    u_sum: torch.Tensor,
+    keys: np.ndarray,
+    scans: torch.Tensor,
+    inv_t: float,
+    block: int,
+) -> torch.Tensor:
     """Heat-bath sweeps on the Potts measure. labels (S, n), U (S, q, r) -> (S, n).
 
     Sweep ``k`` visits all sites in the order ``scans[k]`` (:func:`_scans`), shared by
@@ -167,32 +179,37 @@ def _gibbs_sweeps(z: torch.Tensor, labels: torch.Tensor, u_sum: torch.Tensor,
     q, r = u_sum.shape[1:]
     labels, u_sum = labels.clone(), u_sum.clone()
     scale = 2.0 * inv_t
-    for k, scan in enumerate(scans):                                    # (n,) shared order
+    for k, scan in enumerate(scans):  # (n,) shared order
         u_sweep = torch.from_numpy(_uniforms(keys, k * n, n)).to(z.device, z.dtype)  # (S, n)
         for t0 in range(0, n, block):
-            idx = scan[t0:t0 + block]                                   # (B,)
+            idx = scan[t0 : t0 + block]  # (B,)
             b = idx.shape[0]
-            zb = z[idx]                                                 # (B, r)
-            a = (u_sum.view(s * q, r) @ zb.T).view(s, q, b)             # (S, q, B) = Z_i·U_c
-            a = a.transpose(1, 2).mul(scale).contiguous()               # (S, B, q)
-            g = (zb @ zb.T).mul_(scale)                                 # (B, B) 2K/T
-            old = labels[:, idx]                                        # (S, B)
-            a.scatter_add_(2, old[:, :, None],                          # drop j = i
-                           -g.diagonal().view(1, b, 1).expand(s, b, 1))
-            pm = torch.stack([g, -g], dim=2)                            # (B, B, 2)
-            u = u_sweep[:, t0:t0 + b, None].unbind(1)                  # B x (S, 1)
+            zb = z[idx]  # (B, r)
+            a = (u_sum.view(s * q, r) @ zb.T).view(s, q, b)  # (S, q, B) = Z_i·U_c
+            a = a.transpose(1, 2).mul(scale).contiguous()  # (S, B, q)
+            g = (zb @ zb.T).mul_(scale)  # (B, B) 2K/T
+            old = labels[:, idx]  # (S, B)
+            a.scatter_add_(
+                2,
+                old[:, :, None],  # drop j = i
+                -g.diagonal().view(1, b, 1).expand(s, b, 1),
+            )
+            pm = torch.stack([g, -g], dim=2)  # (B, B, 2)
+            u = u_sweep[:, t0 : t0 + b, None].unbind(1)  # B x (S, 1)
             cols = []
             for t in range(b):
-                c = _draw(a[:, t], u[t])                                # (S,)
+                c = _draw(a[:, t], u[t])  # (S,)
                 cols.append(c)
-                if t + 1 < b:                                           # y_t: old -> c
+                if t + 1 < b:  # y_t: old -> c
                     m = b - t - 1
                     moved = torch.stack([c, old[:, t]], dim=1).view(s, 1, 2)
-                    a[:, t + 1:].scatter_add_(2, moved.expand(s, m, 2),
-                                              pm[t + 1:, t].view(1, m, 2).expand(s, m, 2))
-            new = torch.stack(cols, dim=1)                              # (S, B)
-            d = (torch.nn.functional.one_hot(new, q)
-                 - torch.nn.functional.one_hot(old, q)).to(z.dtype)     # (S, B, q)
+                    a[:, t + 1 :].scatter_add_(
+                        2, moved.expand(s, m, 2), pm[t + 1 :, t].view(1, m, 2).expand(s, m, 2)
+                    )
+            new = torch.stack(cols, dim=1)  # (S, B)
+            d = (torch.nn.functional.one_hot(new, q) - torch.nn.functional.one_hot(old, q)).to(
+                z.dtype
+            )  # (S, B, q)
             u_sum += (d.transpose(1, 2).reshape(s * q, b) @ zb).view(s, q, r)
             labels[:, idx] = new
     return labels
@@ -202,12 +219,14 @@ def _scans(seed: int, sweeps: int, n: int) -> np.ndarray:
     """The site order of each Gibbs sweep, shared by all tasks. -> (sweeps, n) int64."""
     if sweeps == 0:
         return np.empty((0, n), dtype=np.int64)
-    return np.concatenate([_orders(_stream_keys(seed, _SCAN, 0, np.array([k])), n)
-                           for k in range(sweeps)])
+    return np.concatenate(
+        [_orders(_stream_keys(seed, _SCAN, 0, np.array([k])), n) for k in range(sweeps)]
+    )
 
 
-def _drawer(z: torch.Tensor, seed: int, q: int, inv_t: float,
-            sweeps: int) -> Callable[[np.ndarray, int], torch.Tensor]:
+def _drawer(
+    z: torch.Tensor, seed: int, q: int, inv_t: float, sweeps: int
+) -> Callable[[np.ndarray, int], torch.Tensor]:
     """``draw(ids, attempt)``: tasks ``ids`` at redraw ``attempt``, prefix pass then Gibbs
     sweeps, -> (len(ids), n) int64. The sweep orders (and, for the kernels, the scaled
     factors) are prepared once for all batches and redraws.
@@ -219,17 +238,23 @@ def _drawer(z: torch.Tensor, seed: int, q: int, inv_t: float,
     scans = _scans(seed, sweeps, n)
     if compiled.use_jit(z.device):
         zn = z.contiguous().numpy()
-        z_prefix = zn * zn.dtype.type(math.sqrt(inv_t))               # z_i·U_c = logit
+        z_prefix = zn * zn.dtype.type(math.sqrt(inv_t))  # z_i·U_c = logit
         z_gibbs = zn * zn.dtype.type(math.sqrt(2.0 * inv_t)) if sweeps else zn
 
         def draw_compiled(ids: np.ndarray, attempt: int) -> torch.Tensor:
             kern = compiled.kernels("sampling_kernels")
             labels = np.empty((len(ids), n), dtype=np.int64)
-            kern.prefix_pass(z_prefix, _stream_keys(seed, _ORDER, attempt, ids),
-                             _stream_keys(seed, _PREFIX, attempt, ids), q, labels)
+            kern.prefix_pass(
+                z_prefix,
+                _stream_keys(seed, _ORDER, attempt, ids),
+                _stream_keys(seed, _PREFIX, attempt, ids),
+                q,
+                labels,
+            )
             if sweeps:
-                kern.gibbs_sweeps(z_gibbs, labels, _stream_keys(seed, _GIBBS, attempt, ids),
-                                  scans, q)
+                kern.gibbs_sweeps(
+                    z_gibbs, labels, _stream_keys(seed, _GIBBS, attempt, ids), scans, q
+                )
             return torch.from_numpy(labels)
 
         return draw_compiled
@@ -237,12 +262,24 @@ def _drawer(z: torch.Tensor, seed: int, q: int, inv_t: float,
 
     def draw_torch(ids: np.ndarray, attempt: int) -> torch.Tensor:
         order = _orders(_stream_keys(seed, _ORDER, attempt, ids), n)
-        labels, u_sum = _prefix_pass(z, torch.from_numpy(order).to(z.device),
-                                     _stream_keys(seed, _PREFIX, attempt, ids), q, inv_t,
-                                     min(_BLOCK, n))
+        labels, u_sum = _prefix_pass(
+            z,
+            torch.from_numpy(order).to(z.device),
+            _stream_keys(seed, _PREFIX, attempt, ids),
+            q,
+            inv_t,
+            min(_BLOCK, n),
+        )
         if sweeps:
-            labels = _gibbs_sweeps(z, labels, u_sum, _stream_keys(seed, _GIBBS, attempt, ids),
-                                   scans_t, inv_t, min(_GIBBS_BLOCK, n))
+            labels = _gibbs_sweeps(
+                z,
+                labels,
+                u_sum,
+                _stream_keys(seed, _GIBBS, attempt, ids),
+                scans_t,
+                inv_t,
+                min(_GIBBS_BLOCK, n),
+            )
         return labels
 
     return draw_torch
@@ -252,17 +289,19 @@ def _too_small(labels: torch.Tensor, q: int, min_class_fraction: float) -> torch
     """Mask (S,) of tasks whose smallest class count is below ``min_class_fraction · n``."""
     if min_class_fraction <= 0:
         return torch.zeros(labels.shape[0], dtype=torch.bool, device=labels.device)
-    counts = class_counts(labels, q)                                      # (S, q)
+    counts = class_counts(labels, q)  # (S, q)
     return counts.min(dim=1).values < min_class_fraction * labels.shape[1] - 1e-9
-
 
 
 # ----------------------------------------------------------------------------- inputs
 
-def prior_factor(prior: ArrayLike | Sequence[ArrayLike] | Kernel,
-                 prior_kernel: str | Sequence[str] = "centered_cosine",
-                 prior_weights: Sequence[float] | None = None,
-                 device: torch.device | None = None) -> torch.Tensor:
+
+def prior_factor(
+    prior: ArrayLike | Sequence[ArrayLike] | Kernel,
+    prior_kernel: str | Sequence[str] = "centered_cosine",
+    prior_weights: Sequence[float] | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
     """The factor ``Z (n, r)`` with ``K = Z Zᵀ`` of a prior, on ``device``.
 
     ``prior`` is raw input for :func:`tp_harness.kernels.build_kernels` or a built
@@ -273,8 +312,9 @@ def prior_factor(prior: ArrayLike | Sequence[ArrayLike] | Kernel,
     if isinstance(prior, Kernel):
         kernel = prior.to(device or torch.device("cpu"), prior.dtype)
     else:
-        kernel = build_kernels(prior, prior_kernel, weights=prior_weights, name="prior",
-                               device=device)
+        kernel = build_kernels(
+            prior, prior_kernel, weights=prior_weights, name="prior", device=device
+        )
     if kernel.factor is not None:
         z = kernel.factor
     else:
@@ -282,11 +322,12 @@ def prior_factor(prior: ArrayLike | Sequence[ArrayLike] | Kernel,
         z = _factorise_dense(kernel.dense).to(kernel.dtype)
     z = z if z.is_floating_point() else z.double()
     if not bool(torch.isfinite(z).all()):
-        raise ValueError("prior gives a kernel factor with NaN or inf values; "
-                         "check the prior features.")
-    if z.shape[1] > z.shape[0]:                  # r > n: an (n, n) factor of the same K
+        raise ValueError(
+            "prior gives a kernel factor with NaN or inf values; check the prior features."
+        )
+    if z.shape[1] > z.shape[0]:  # r > n: an (n, n) factor of the same K
         z = torch.linalg.qr(z.double().T, mode="r").R.T.to(z.dtype)
-    if z.shape[1] == 0:                          # K = 0 (e.g. a rank-0 projection)
+    if z.shape[1] == 0:  # K = 0 (e.g. a rank-0 projection)
         z = z.new_zeros(z.shape[0], 1)
     return z
 
@@ -295,14 +336,18 @@ def _factorise_dense(k: torch.Tensor) -> torch.Tensor:
     """``Z`` with ``Z Zᵀ = K`` for a symmetric PSD ``K (n, n)``, by ``eigh`` in float64."""
     kd = k.double()
     if not torch.allclose(kd, kd.T, rtol=1e-6, atol=1e-9 * float(kd.abs().max())):
-        raise ValueError("prior with prior_kernel='precomputed' is not symmetric; the "
-                         "sampler needs a PSD kernel K = Z Zᵀ.")
+        raise ValueError(
+            "prior with prior_kernel='precomputed' is not symmetric; the "
+            "sampler needs a PSD kernel K = Z Zᵀ."
+        )
     w, v = torch.linalg.eigh((kd + kd.T) / 2)
     top = float(w.abs().max())
     if float(w.min()) < -1e-6 * top:
-        raise ValueError(f"prior with prior_kernel='precomputed' is not positive semidefinite "
-                         f"(smallest eigenvalue {float(w.min()):.3g}); pass features with a "
-                         "factor kernel instead.")
+        raise ValueError(
+            f"prior with prior_kernel='precomputed' is not positive semidefinite "
+            f"(smallest eigenvalue {float(w.min()):.3g}); pass features with a "
+            "factor kernel instead."
+        )
     keep = w > k.shape[0] * torch.finfo(torch.float64).eps * top
     return v[:, keep] * w[keep].sqrt()
 
@@ -310,11 +355,15 @@ def _factorise_dense(k: torch.Tensor) -> torch.Tensor:
 def _check_min_class_fraction(value: float, q: int, n: int) -> float:
     f = float(value)
     if not math.isfinite(f) or f < 0 or f > 1.0 / q + 1e-12:
-        raise ValueError(f"min_class_fraction must lie in [0, 1/num_classes] = "
-                         f"[0, {1.0 / q:.4g}]; got {value!r}.")
+        raise ValueError(
+            f"min_class_fraction must lie in [0, 1/num_classes] = "
+            f"[0, {1.0 / q:.4g}]; got {value!r}."
+        )
     if f > 0 and math.ceil(f * n - 1e-9) * q > n:
-        raise ValueError(f"min_class_fraction={value!r} cannot be met with n={n} examples "
-                         f"and num_classes={q}; lower min_class_fraction.")
+        raise ValueError(
+            f"min_class_fraction={value!r} cannot be met with n={n} examples "
+            f"and num_classes={q}; lower min_class_fraction."
+        )
     return f
 
 
@@ -336,11 +385,19 @@ def _default_batch(num_tasks: int, n: int, r: int, q: int, itemsize: int) -> int
 
 # ----------------------------------------------------------------------------- public API
 
+
 def sample_tasks_with_info(
-    prior: ArrayLike | Sequence[ArrayLike] | Kernel, num_tasks: int, num_classes: int,
-    temperature: float, *, seed: int, prior_kernel: str | Sequence[str] = "centered_cosine",
-    prior_weights: Sequence[float] | None = None, gibbs_sweeps: int = 0,
-    min_class_fraction: float = 0.0, device: str | torch.device | None = None,
+    prior: ArrayLike | Sequence[ArrayLike] | Kernel,
+    num_tasks: int,
+    num_classes: int,
+    temperature: float,
+    *,
+    seed: int,
+    prior_kernel: str | Sequence[str] = "centered_cosine",
+    prior_weights: Sequence[float] | None = None,
+    gibbs_sweeps: int = 0,
+    min_class_fraction: float = 0.0,
+    device: str | torch.device | None = None,
     batch_size: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Sample tasks from the task prior; also return how they were drawn.
@@ -362,8 +419,11 @@ def sample_tasks_with_info(
     z = prior_factor(prior, prior_kernel, prior_weights, dev)
     n, r = z.shape
     frac = _check_min_class_fraction(min_class_fraction, q, n)
-    batch = (_default_batch(s_total, n, r, q, z.element_size()) if batch_size is None
-             else check_positive_int(batch_size, "batch_size"))
+    batch = (
+        _default_batch(s_total, n, r, q, z.element_size())
+        if batch_size is None
+        else check_positive_int(batch_size, "batch_size")
+    )
     draw = _drawer(z, seed, q, 1.0 / t, sweeps)
     tasks = torch.empty(s_total, n, dtype=torch.long, device=dev)
     redrawn, rounds = 0, 0
@@ -381,12 +441,21 @@ def sample_tasks_with_info(
             _raise_if_too_small(tasks[ids], q, frac, temperature)
     counts = class_counts(tasks, q)
     info: dict[str, Any] = {
-        "redrawn": redrawn, "redraw_rounds": rounds,
+        "redrawn": redrawn,
+        "redraw_rounds": rounds,
         "smallest_class_fraction": float(counts.min()) / n,
-        "seed": seed, "num_tasks": s_total, "num_classes": q, "temperature": t,
-        "gibbs_sweeps": sweeps, "min_class_fraction": frac,
+        "seed": seed,
+        "num_tasks": s_total,
+        "num_classes": q,
+        "temperature": t,
+        "gibbs_sweeps": sweeps,
+        "min_class_fraction": frac,
         "prior_kernel": prior.name if isinstance(prior, Kernel) else prior_kernel,
-        "n": n, "rank": r, "batch_size": batch, "device": str(dev), "dtype": str(z.dtype),
+        "n": n,
+        "rank": r,
+        "batch_size": batch,
+        "device": str(dev),
+        "dtype": str(z.dtype),
     }
     return tasks, info
 
@@ -394,16 +463,25 @@ def sample_tasks_with_info(
 def _raise_if_too_small(tasks: torch.Tensor, q: int, frac: float, temperature: float) -> None:
     bad = int(_too_small(tasks, q, frac).sum())
     if bad:
-        raise ValueError(f"{bad} task(s) still had a class below min_class_fraction={frac:g} "
-                         f"after {MAX_REDRAW_ROUNDS} redraws; lower min_class_fraction or "
-                         f"raise temperature (now {temperature:g}).")
+        raise ValueError(
+            f"{bad} task(s) still had a class below min_class_fraction={frac:g} "
+            f"after {MAX_REDRAW_ROUNDS} redraws; lower min_class_fraction or "
+            f"raise temperature (now {temperature:g})."
+        )
 
 
 def sample_tasks(
-    prior: ArrayLike | Sequence[ArrayLike] | Kernel, num_tasks: int, num_classes: int,
-    temperature: float, *, seed: int, prior_kernel: str | Sequence[str] = "centered_cosine",
-    prior_weights: Sequence[float] | None = None, gibbs_sweeps: int = 0,
-    min_class_fraction: float = 0.0, device: str | torch.device | None = None,
+    prior: ArrayLike | Sequence[ArrayLike] | Kernel,
+    num_tasks: int,
+    num_classes: int,
+    temperature: float,
+    *,
+    seed: int,
+    prior_kernel: str | Sequence[str] = "centered_cosine",
+    prior_weights: Sequence[float] | None = None,
+    gibbs_sweeps: int = 0,
+    min_class_fraction: float = 0.0,
+    device: str | torch.device | None = None,
     batch_size: int | None = None,
 ) -> torch.Tensor:
     """Sample ``num_tasks`` labelings of the ``n`` prior examples. -> (num_tasks, n) int64.
@@ -423,9 +501,18 @@ def sample_tasks(
     Computation runs in the factor's dtype (float32 features stay float32).
     """
     tasks, _ = sample_tasks_with_info(
-        prior, num_tasks, num_classes, temperature, seed=seed, prior_kernel=prior_kernel,
-        prior_weights=prior_weights, gibbs_sweeps=gibbs_sweeps,
-        min_class_fraction=min_class_fraction, device=device, batch_size=batch_size)
+        prior,
+        num_tasks,
+        num_classes,
+        temperature,
+        seed=seed,
+        prior_kernel=prior_kernel,
+        prior_weights=prior_weights,
+        gibbs_sweeps=gibbs_sweeps,
+        min_class_fraction=min_class_fraction,
+        device=device,
+        batch_size=batch_size,
+    )
     return tasks
 
 

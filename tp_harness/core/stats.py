@@ -32,8 +32,9 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return pearson(_rank(x), _rank(y))
 
 
-def correlation_with_ci(x: np.ndarray, y: np.ndarray, *, num_bootstrap: int = 1000,
-                        seed: int = 0, level: float = 0.95) -> dict[str, float | int | list[float]]:
+def correlation_with_ci(
+    x: np.ndarray, y: np.ndarray, *, num_bootstrap: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, float | int | list[float]]:
     """Pearson and Spearman of (m,) vectors with percentile bootstrap CIs over items.
 
     Returns ``{"n", "pearson", "pearson_ci", "spearman", "spearman_ci"}``; CIs are
@@ -42,10 +43,13 @@ def correlation_with_ci(x: np.ndarray, y: np.ndarray, *, num_bootstrap: int = 10
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be 1-D of the same length; got {x.shape} and {y.shape}.")
-    out: dict[str, float | int | list[float]] = {"n": len(x), "pearson": float("nan"),
-                                          "spearman": float("nan"),
-                                          "pearson_ci": [float("nan")] * 2,
-                                          "spearman_ci": [float("nan")] * 2}
+    out: dict[str, float | int | list[float]] = {
+        "n": len(x),
+        "pearson": float("nan"),
+        "spearman": float("nan"),
+        "pearson_ci": [float("nan")] * 2,
+        "spearman_ci": [float("nan")] * 2,
+    }
     if len(x) < 3:
         return out
     out["pearson"], out["spearman"] = pearson(x, y), spearman(x, y)
@@ -56,6 +60,8 @@ def correlation_with_ci(x: np.ndarray, y: np.ndarray, *, num_bootstrap: int = 10
         vals = np.array([fn(x[i], y[i]) for i in idx])
         vals = vals[np.isfinite(vals)]
         if len(vals):
-            out[f"{name}_ci"] = [float(np.quantile(vals, alpha)),
-                                 float(np.quantile(vals, 1 - alpha))]
+            out[f"{name}_ci"] = [
+                float(np.quantile(vals, alpha)),
+                float(np.quantile(vals, 1 - alpha)),
+            ]
     return out

@@ -56,8 +56,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_dir(path: str | os.PathLike[str], build: Callable[[Path], object], *,
-               replace: bool = True) -> Path:
+def atomic_dir(
+    path: str | os.PathLike[str], build: Callable[[Path], object], *, replace: bool = True
+) -> Path:
     """Call ``build(tmp)`` on an empty temp folder next to ``path``, then swap it in.
 
     With ``replace=False`` an existing ``path`` wins (another process got there

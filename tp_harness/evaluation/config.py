@@ -77,12 +77,17 @@ class Config:
     @property
     def sampler_temperature(self) -> float:
         """Temperature used to sample tasks: ``task_temperature`` or the first temperature."""
-        return self.task_temperature if self.task_temperature is not None else \
-            self.temperatures[0]
+        return self.task_temperature if self.task_temperature is not None else self.temperatures[0]
 
 
-_TUPLE_FIELDS = {"models": str, "priors": str, "prior_weights": float, "temperatures": float,
-                 "num_classes": int, "probes": str}
+_TUPLE_FIELDS = {
+    "models": str,
+    "priors": str,
+    "prior_weights": float,
+    "temperatures": float,
+    "num_classes": int,
+    "probes": str,
+}
 
 
 def _plain(v: Any) -> Any:
@@ -116,31 +121,52 @@ def _check(cond: bool, msg: str) -> None:
 
 def validate(c: Config) -> None:
     """Raise ``ValueError`` naming the field for any inconsistent setting."""
-    _check(all(isinstance(t, float) and math.isfinite(t) and t > 0 for t in c.temperatures)
-           and len(c.temperatures) > 0, f"temperatures must be numbers > 0; got {c.temperatures}.")
-    _check(c.task_temperature is None or c.task_temperature > 0,
-           f"task_temperature must be > 0; got {c.task_temperature}.")
-    _check(all(q >= 2 for q in c.num_classes) and len(c.num_classes) > 0,
-           f"num_classes must be integers >= 2; got {c.num_classes}.")
-    _check(c.block_size is None or c.block_size >= 1,
-           f"block_size must be >= 1; got {c.block_size}.")
+    _check(
+        all(isinstance(t, float) and math.isfinite(t) and t > 0 for t in c.temperatures)
+        and len(c.temperatures) > 0,
+        f"temperatures must be numbers > 0; got {c.temperatures}.",
+    )
+    _check(
+        c.task_temperature is None or c.task_temperature > 0,
+        f"task_temperature must be > 0; got {c.task_temperature}.",
+    )
+    _check(
+        all(q >= 2 for q in c.num_classes) and len(c.num_classes) > 0,
+        f"num_classes must be integers >= 2; got {c.num_classes}.",
+    )
+    _check(
+        c.block_size is None or c.block_size >= 1, f"block_size must be >= 1; got {c.block_size}."
+    )
     _check(c.num_tasks >= 1, f"num_tasks must be >= 1; got {c.num_tasks}.")
-    _check(c.num_examples is None or c.num_examples >= 2,
-           f"num_examples must be >= 2; got {c.num_examples}.")
-    _check(all(p in probe_names() for p in c.probes),
-           f"probes must be among {probe_names()}; got {c.probes}.")
+    _check(
+        c.num_examples is None or c.num_examples >= 2,
+        f"num_examples must be >= 2; got {c.num_examples}.",
+    )
+    _check(
+        all(p in probe_names() for p in c.probes),
+        f"probes must be among {probe_names()}; got {c.probes}.",
+    )
     for key in ("model_kernel", "prior_kernel"):
-        _check(getattr(c, key) in kernel_names(), f"{key}={getattr(c, key)!r} is not a known "
-               f"kernel; choose one of {', '.join(kernel_names())}.")
+        _check(
+            getattr(c, key) in kernel_names(),
+            f"{key}={getattr(c, key)!r} is not a known "
+            f"kernel; choose one of {', '.join(kernel_names())}.",
+        )
     _check(c.normalize in NORMALIZATIONS, f"normalize must be one of {NORMALIZATIONS}.")
-    _check(c.dtype in ("float32", "bfloat16", "float16"),
-           f"dtype must be float32, bfloat16 or float16; got {c.dtype!r}.")
+    _check(
+        c.dtype in ("float32", "bfloat16", "float16"),
+        f"dtype must be float32, bfloat16 or float16; got {c.dtype!r}.",
+    )
     _check(0.0 < c.test_fraction < 1.0, f"test_fraction must be in (0, 1); got {c.test_fraction}.")
-    _check(c.prior_weights is None or len(c.prior_weights) == len(c.priors),
-           f"prior_weights has {len(c.prior_weights or ())} values for {len(c.priors)} priors; "
-           "pass one weight per --prior.")
-    _check(c.prior_weights is None or all(w >= 0 for w in c.prior_weights),
-           f"prior_weights must be >= 0; got {c.prior_weights}.")
+    _check(
+        c.prior_weights is None or len(c.prior_weights) == len(c.priors),
+        f"prior_weights has {len(c.prior_weights or ())} values for {len(c.priors)} priors; "
+        "pass one weight per --prior.",
+    )
+    _check(
+        c.prior_weights is None or all(w >= 0 for w in c.prior_weights),
+        f"prior_weights must be >= 0; got {c.prior_weights}.",
+    )
 
 
 def resolve_suite_path(suite: str) -> Path:

@@ -26,12 +26,29 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-TEXT_NAMES = ("text", "sentence", "review", "content", "document", "body", "question",
-              "prompt", "sentence1", "title")
+TEXT_NAMES = (
+    "text",
+    "sentence",
+    "review",
+    "content",
+    "document",
+    "body",
+    "question",
+    "prompt",
+    "sentence1",
+    "title",
+)
 IMAGE_NAMES = ("image", "img", "picture", "photo")
 LABEL_NAMES = ("label", "labels", "class", "target", "category", "y")
-_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json",
-                  ".parquet": "parquet", ".arrow": "arrow", ".txt": "text"}
+_FILE_BUILDERS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+    ".arrow": "arrow",
+    ".txt": "text",
+}
 
 
 @dataclass
@@ -80,8 +97,11 @@ def _load_hub(dataset: str, config_name: str | None, split: str | None) -> Any:
 
     offline = hub_offline()
     if not offline and not hub_reachable():
-        raise _hub_error(dataset, "the Hub endpoint is unreachable (set HF_HUB_OFFLINE=1 to "
-                                  "use a copy in the local datasets cache)")
+        raise _hub_error(
+            dataset,
+            "the Hub endpoint is unreachable (set HF_HUB_OFFLINE=1 to "
+            "use a copy in the local datasets cache)",
+        )
     kwargs: dict[str, Any] = {}
     if offline:
         kwargs["download_config"] = datasets.DownloadConfig(local_files_only=True)
@@ -131,8 +151,9 @@ def _base_fingerprint(ds: Any, name: str) -> str:
     return str(fp) if fp else hashlib.sha256(name.encode()).hexdigest()[:32]
 
 
-def _load_source(dataset: str, split: str | None,
-                 config_name: str | None) -> tuple[Any, dict[str, Any], str]:
+def _load_source(
+    dataset: str, split: str | None, config_name: str | None
+) -> tuple[Any, dict[str, Any], str]:
     """(Dataset, source record, base fingerprint) for any source kind."""
     from .bundled import load_bundled
     from .hub_access import looks_like_path
@@ -149,9 +170,13 @@ def _load_source(dataset: str, split: str | None,
         raw, kind = _load_hub(dataset, config_name, split), "hub"
     ds, split = _pick_split(raw, split, dataset)
     info = getattr(ds, "info", None)
-    source = {"kind": kind, "id": str(path.resolve()) if kind == "local" else dataset,
-              "config": config_name, "split": split,
-              "license": (getattr(info, "license", None) or None)}
+    source = {
+        "kind": kind,
+        "id": str(path.resolve()) if kind == "local" else dataset,
+        "config": config_name,
+        "split": split,
+        "license": (getattr(info, "license", None) or None),
+    }
     return ds, source, _base_fingerprint(ds, dataset)
 
 
@@ -159,8 +184,10 @@ def _load_source(dataset: str, split: str | None,
 
 
 def _column_error(kind: str, name: str, ds: Any) -> ValueError:
-    return ValueError(f"{kind} column {name!r} not found; available columns: "
-                      f"{list(ds.column_names)} (features: {dict(ds.features)}).")
+    return ValueError(
+        f"{kind} column {name!r} not found; available columns: "
+        f"{list(ds.column_names)} (features: {dict(ds.features)})."
+    )
 
 
 def _is_image(feature: Any) -> bool:
@@ -196,8 +223,9 @@ def _detect_label(ds: Any) -> str | None:
     return next((n for n in LABEL_NAMES if n in ds.column_names), None)
 
 
-def _resolve_columns(ds: Any, text: str | None, image: str | None,
-                     label: str | None) -> tuple[str | None, str | None, str | None]:
+def _resolve_columns(
+    ds: Any, text: str | None, image: str | None, label: str | None
+) -> tuple[str | None, str | None, str | None]:
     for kind, name in (("text", text), ("image", image), ("label", label)):
         if name is not None and name not in ds.column_names:
             raise _column_error(kind, name, ds)
@@ -207,9 +235,11 @@ def _resolve_columns(ds: Any, text: str | None, image: str | None,
     if image is None and text is None:
         text = _detect_text(ds, {label} if label else set())
     if image is None and text is None:
-        raise ValueError(f"No text or image column found; pass text_column= or image_column=. "
-                         f"Available columns: {list(ds.column_names)} "
-                         f"(features: {dict(ds.features)}).")
+        raise ValueError(
+            f"No text or image column found; pass text_column= or image_column=. "
+            f"Available columns: {list(ds.column_names)} "
+            f"(features: {dict(ds.features)})."
+        )
     return text, image, label
 
 
@@ -229,8 +259,10 @@ def encode_labels(ds: Any, column: str) -> tuple[np.ndarray, list[str] | None]:
     if present and all(isinstance(v, float) and float(v).is_integer() for v in present):
         return np.asarray([-1 if v is None else int(v) for v in values], dtype=np.int64), None
     if not present or not all(isinstance(v, str) for v in present):
-        raise ValueError(f"label column {column!r} ({feature}) is not categorical; pass "
-                         "label_column= naming a class column, or a column of strings/ints.")
+        raise ValueError(
+            f"label column {column!r} ({feature}) is not categorical; pass "
+            "label_column= naming a class column, or a column of strings/ints."
+        )
     names = sorted(set(present))
     lookup = {n: i for i, n in enumerate(names)}
     return np.asarray([lookup.get(v, -1) for v in values], dtype=np.int64), names
@@ -239,8 +271,9 @@ def encode_labels(ds: Any, column: str) -> tuple[np.ndarray, list[str] | None]:
 # ----------------------------------------------------------------------------- selection
 
 
-def subsample_indices(n: int, num_examples: int | None, seed: int = 0,
-                      labels: np.ndarray | None = None) -> np.ndarray:
+def subsample_indices(
+    n: int, num_examples: int | None, seed: int = 0, labels: np.ndarray | None = None
+) -> np.ndarray:
     """Sorted row indices ``(k,)``: all rows, or ``num_examples`` drawn with ``seed``.
 
     With ``labels (n,)`` the draw is stratified: each class gets its share of
@@ -259,21 +292,35 @@ def subsample_indices(n: int, num_examples: int | None, seed: int = 0,
     extra = num_examples - int(take.sum())
     order = np.lexsort((np.arange(len(classes)), -(quota - take)))  # largest remainder first
     take[order[:extra]] += 1
-    chosen = [rng.permutation(np.flatnonzero(inverse == c))[:take[c]] for c in range(len(classes))]
+    chosen = [rng.permutation(np.flatnonzero(inverse == c))[: take[c]] for c in range(len(classes))]
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
-def _fingerprint(base: str, source: dict[str, Any], columns: dict[str, str | None],
-                 selection: dict[str, Any]) -> str:
-    record = {"base": base, "id": source.get("id"), "config": source.get("config"),
-              "split": source.get("split"), "columns": columns, "selection": selection}
+def _fingerprint(
+    base: str, source: dict[str, Any], columns: dict[str, str | None], selection: dict[str, Any]
+) -> str:
+    record = {
+        "base": base,
+        "id": source.get("id"),
+        "config": source.get("config"),
+        "split": source.get("split"),
+        "columns": columns,
+        "selection": selection,
+    }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def load_data(dataset: str, *, split: str | None = None, config_name: str | None = None,
-              text_column: str | None = None, image_column: str | None = None,
-              label_column: str | None = None, num_examples: int | None = None,
-              seed: int = 0) -> DataBundle:
+def load_data(
+    dataset: str,
+    *,
+    split: str | None = None,
+    config_name: str | None = None,
+    text_column: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    num_examples: int | None = None,
+    seed: int = 0,
+) -> DataBundle:
     """Load ``dataset`` (bundled, local or Hub), map columns and subsample.
 
     Columns are auto-detected when not given (image: an ``Image`` feature; text: a
@@ -288,14 +335,24 @@ def load_data(dataset: str, *, split: str | None = None, config_name: str | None
     idx = subsample_indices(n_total, num_examples, seed, labels_all)
     if len(idx) < n_total:
         ds = ds.select(idx.tolist())
-    selection = {"num_examples": num_examples, "seed": seed if len(idx) < n_total else None,
-                 "stratified": labels_all is not None and len(idx) < n_total,
-                 "num_rows_total": n_total, "num_rows": len(idx)}
+    selection = {
+        "num_examples": num_examples,
+        "seed": seed if len(idx) < n_total else None,
+        "stratified": labels_all is not None and len(idx) < n_total,
+        "num_rows_total": n_total,
+        "num_rows": len(idx),
+    }
     source = {**source, "selection": selection}
     columns = {"text": text, "image": image, "label": label}
     return DataBundle(
-        dataset=ds, modality="image" if image else "text", text_column=text,
-        image_column=image, label_column=label,
-        labels=None if labels_all is None else labels_all[idx], label_names=names,
-        fingerprint=_fingerprint(base, source, columns, selection), source=source,
-        example_ids=idx)
+        dataset=ds,
+        modality="image" if image else "text",
+        text_column=text,
+        image_column=image,
+        label_column=label,
+        labels=None if labels_all is None else labels_all[idx],
+        label_names=names,
+        fingerprint=_fingerprint(base, source, columns, selection),
+        source=source,
+        example_ids=idx,
+    )

@@ -30,13 +30,17 @@ def digits_representations(seed: int = 0) -> tuple[dict[str, np.ndarray], np.nda
     return models, x, y
 
 
-def ranked_table(results: dict[str, dict[float, MomentResult]],
-                 temperatures: Sequence[float]) -> str:
+def ranked_table(
+    results: dict[str, dict[float, MomentResult]], temperatures: Sequence[float]
+) -> str:
     """Markdown table, models ranked by mean per pair at the first temperature."""
     t0 = temperatures[0]
     order = sorted(results, key=lambda m: -results[m][t0].mean_per_pair)
-    head = "| rank | model | " + " | ".join(
-        f"mean/n² (T={t:g}) | std/n (T={t:g})" for t in temperatures) + " |"
+    head = (
+        "| rank | model | "
+        + " | ".join(f"mean/n² (T={t:g}) | std/n (T={t:g})" for t in temperatures)
+        + " |"
+    )
     lines = [head, "|" + "---|" * (2 + 2 * len(temperatures))]
     for rank, name in enumerate(order, start=1):
         cells = []
@@ -47,20 +51,29 @@ def ranked_table(results: dict[str, dict[float, MomentResult]],
     return "\n".join(lines)
 
 
-def run_demo(temperatures: Sequence[float] = (0.01, 0.1, 1.0),
-             device: str | None = None) -> str:
+def run_demo(temperatures: Sequence[float] = (0.01, 0.1, 1.0), device: str | None = None) -> str:
     """Moments of each digits representation against the pixel prior; returns the table."""
     models, prior, labels = digits_representations()
-    res = task_prior_moments(models, prior, list(temperatures), device=device,
-                             dtype=torch.float64)
+    res = task_prior_moments(models, prior, list(temperatures), device=device, dtype=torch.float64)
     assert isinstance(res, dict)
-    lab = task_prior_moments(models, labels, list(temperatures), prior_kernel="label_graph",
-                             device=device, dtype=torch.float64)
+    lab = task_prior_moments(
+        models,
+        labels,
+        list(temperatures),
+        prior_kernel="label_graph",
+        device=device,
+        dtype=torch.float64,
+    )
     assert isinstance(lab, dict)
     n = prior.shape[0]
-    out = [f"Digits (n={n}), centered-cosine kernels, prior = pixels "
-           "(ordered pairs incl. diagonal; mean/n², std/n):", "",
-           ranked_table(res, temperatures), "",
-           "Same models, prior = the true label graph:", "",
-           ranked_table(lab, temperatures)]
+    out = [
+        f"Digits (n={n}), centered-cosine kernels, prior = pixels "
+        "(ordered pairs incl. diagonal; mean/n², std/n):",
+        "",
+        ranked_table(res, temperatures),
+        "",
+        "Same models, prior = the true label graph:",
+        "",
+        ranked_table(lab, temperatures),
+    ]
     return "\n".join(out)

@@ -80,15 +80,19 @@ class DistContext:
 def init_context(device: str | None = None) -> DistContext:
     """A :class:`DistContext` for this process; starts accelerate when launched with > 1 process."""
     if launched_world_size() <= 1:
-        dev = torch.device(device) if device else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
+        dev = (
+            torch.device(device)
+            if device
+            else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        )
         return DistContext(device=dev)
     from accelerate import Accelerator
 
     cpu = (device == "cpu") or not torch.cuda.is_available()
     acc = Accelerator(cpu=cpu)
-    return DistContext(rank=acc.process_index, world_size=acc.num_processes,
-                       device=acc.device, accelerator=acc)
+    return DistContext(
+        rank=acc.process_index, world_size=acc.num_processes, device=acc.device, accelerator=acc
+    )
 
 
 def split_evenly(items: Sequence[T], rank: int, world_size: int) -> list[T]:
@@ -96,9 +100,15 @@ def split_evenly(items: Sequence[T], rank: int, world_size: int) -> list[T]:
     return list(items[rank::world_size])
 
 
-def distributed_moment_sums(ctx: DistContext, models: Sequence[Kernel], prior: Kernel,
-                            temperatures: Sequence[float], tiles: Sequence[Tile], *,
-                            progress: Callable[[int], None] | None = None) -> torch.Tensor:
+def distributed_moment_sums(
+    ctx: DistContext,
+    models: Sequence[Kernel],
+    prior: Kernel,
+    temperatures: Sequence[float],
+    tiles: Sequence[Tile],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
     """:func:`~tp_harness.moments.moment_sums` with the tiles split over ranks and summed."""
     mine = split_evenly(tiles, ctx.rank, ctx.world_size)
     local = moment_sums(models, prior, temperatures, mine, progress=progress).cpu()

@@ -31,8 +31,9 @@ def parse_classic_spec(spec: str) -> tuple[str, dict[str, int]]:
     for key, values in raw.items():
         value = ",".join(values)
         if key != "dim" or not value.isdigit() or int(value) < 1:
-            raise ValueError(f"bad option {key}={value!r} in {spec!r}; the only option is "
-                             "dim=<int >= 1>.")
+            raise ValueError(
+                f"bad option {key}={value!r} in {spec!r}; the only option is dim=<int >= 1>."
+            )
         opts[key] = int(value)
     return kind, opts
 
@@ -49,8 +50,9 @@ def tfidf_lsa(texts: Sequence[str], dim: int = 128, seed: int = 0) -> np.ndarray
         raise ValueError("tfidf-lsa needs at least 2 texts.")
     tfidf = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1).fit_transform(texts)
     k = max(1, min(dim, tfidf.shape[1] - 1, len(texts) - 1))
-    svd = TruncatedSVD(n_components=k, algorithm="arpack" if k < 50 else "randomized",
-                       random_state=seed)
+    svd = TruncatedSVD(
+        n_components=k, algorithm="arpack" if k < 50 else "randomized", random_state=seed
+    )
     return np.asarray(svd.fit_transform(tfidf), dtype=np.float32)
 
 

@@ -45,8 +45,12 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 def looks_like_path(model_id: str) -> bool:
     """Whether ``model_id`` is meant as a filesystem path rather than ``org/name``."""
-    return (model_id.startswith((".", "/", "~", "\\")) or model_id.count("/") > 1
-            or "\\" in model_id or Path(model_id).expanduser().exists())
+    return (
+        model_id.startswith((".", "/", "~", "\\"))
+        or model_id.count("/") > 1
+        or "\\" in model_id
+        or Path(model_id).expanduser().exists()
+    )
 
 
 def unavailable_message(repo_id: str, kind: str, revision: str | None, why: str) -> str:
@@ -54,28 +58,34 @@ def unavailable_message(repo_id: str, kind: str, revision: str | None, why: str)
     from huggingface_hub import constants
 
     rev = f" (revision {revision!r})" if revision else ""
-    where = ("file/folder or bundled:drug_reviews / bundled:digits" if kind == "dataset"
-             else "folder or bundled:minilm / bundled:smollm2")
-    return (f"Cannot load {kind} {repo_id!r}{rev}: {why}. It is not a local path and is not "
-            f"in the local Hugging Face cache ({constants.HF_HUB_CACHE}). "
-            f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '<unset>')}: with Hub access, "
-            f"unset HF_HUB_OFFLINE to download it; offline, pass a local {where}.")
+    where = (
+        "file/folder or bundled:drug_reviews / bundled:digits"
+        if kind == "dataset"
+        else "folder or bundled:minilm / bundled:smollm2"
+    )
+    return (
+        f"Cannot load {kind} {repo_id!r}{rev}: {why}. It is not a local path and is not "
+        f"in the local Hugging Face cache ({constants.HF_HUB_CACHE}). "
+        f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '<unset>')}: with Hub access, "
+        f"unset HF_HUB_OFFLINE to download it; offline, pass a local {where}."
+    )
 
 
-def _cached_file(repo_id: str, filename: str, revision: str | None,
-                 repo_type: str) -> str | None:
+def _cached_file(repo_id: str, filename: str, revision: str | None, repo_type: str) -> str | None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return hf_hub_download(repo_id, filename, revision=revision, repo_type=repo_type,
-                               local_files_only=True)
+        return hf_hub_download(
+            repo_id, filename, revision=revision, repo_type=repo_type, local_files_only=True
+        )
     except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
         return None
 
 
-def resolve_hub_file(repo_id: str, filename: str, revision: str | None = None, *,
-                     repo_type: str = "model") -> tuple[str, bool]:
+def resolve_hub_file(
+    repo_id: str, filename: str, revision: str | None = None, *, repo_type: str = "model"
+) -> tuple[str, bool]:
     """Path to ``filename`` of a Hub repo and whether only the local cache may be used.
 
     Raises :class:`HubUnavailableError` at once when the file is not cached and the
@@ -87,27 +97,32 @@ def resolve_hub_file(repo_id: str, filename: str, revision: str | None = None, *
     cached = _cached_file(repo_id, filename, revision, repo_type)
     if hub_offline():
         if cached is None:
-            raise HubUnavailableError(unavailable_message(
-                repo_id, repo_type, revision, "HF_HUB_OFFLINE is set"))
+            raise HubUnavailableError(
+                unavailable_message(repo_id, repo_type, revision, "HF_HUB_OFFLINE is set")
+            )
         return cached, True
     if not hub_reachable():
         if cached is None:
-            raise HubUnavailableError(unavailable_message(
-                repo_id, repo_type, revision, "the Hub endpoint is unreachable"))
+            raise HubUnavailableError(
+                unavailable_message(repo_id, repo_type, revision, "the Hub endpoint is unreachable")
+            )
         return cached, True
     try:
         return hf_hub_download(repo_id, filename, revision=revision, repo_type=repo_type), False
     except LocalEntryNotFoundError as err:
-        raise HubUnavailableError(unavailable_message(
-            repo_id, repo_type, revision, f"download failed ({err})")) from err
+        raise HubUnavailableError(
+            unavailable_message(repo_id, repo_type, revision, f"download failed ({err})")
+        ) from err
     except HfHubHTTPError as err:
         raise HubUnavailableError(
             f"Cannot load {repo_type} {repo_id!r}: {err}. Check the id and revision; "
-            f"private or gated repos need `hf auth login` (HF_HUB_OFFLINE is unset).") from err
+            f"private or gated repos need `hf auth login` (HF_HUB_OFFLINE is unset)."
+        ) from err
 
 
-def hub_file_exists(repo_id: str, filename: str, revision: str | None,
-                    local_only: bool) -> str | None:
+def hub_file_exists(
+    repo_id: str, filename: str, revision: str | None, local_only: bool
+) -> str | None:
     """Path to an optional repo file (e.g. ``modules.json``) or None if the repo lacks it."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError

@@ -61,17 +61,22 @@ def _progress_bar(ctx: DistContext, enabled: bool, total: int, desc: str) -> Any
     return tqdm(total=total, desc=desc, disable=not (enabled and ctx.is_main), leave=False)
 
 
-def resolve_priors(config: Config, reps: representations.Representations,
-                   prior_reps: representations.Representations,
-                   labels: np.ndarray | None) -> list[Prior]:
+def resolve_priors(
+    config: Config,
+    reps: representations.Representations,
+    prior_reps: representations.Representations,
+    labels: np.ndarray | None,
+) -> list[Prior]:
     """Turn ``config.priors`` into :class:`Prior` objects (a weighted sum when weights are set)."""
     entries = list(config.priors) or [SELF_PRIOR]
     priors = []
     for entry in entries:
         if entry == LABELS_PRIOR:
             if labels is None:
-                raise ValueError("prior 'labels' needs a dataset with a label column; "
-                                 "pass --label-column or choose another prior.")
+                raise ValueError(
+                    "prior 'labels' needs a dataset with a label column; "
+                    "pass --label-column or choose another prior."
+                )
             priors.append(Prior(LABELS_PRIOR, labels, "label_graph"))
         elif entry == SELF_PRIOR:
             priors.append(Prior(SELF_PRIOR, None, config.prior_kernel, per_model=True))
@@ -87,23 +92,43 @@ def resolve_priors(config: Config, reps: representations.Representations,
     return [Prior(name, [p.inputs for p in priors], [str(p.kernel) for p in priors], w)]
 
 
-def compute_scores(config: Config, reps: representations.Representations, priors: list[Prior],
-                   ctx: DistContext, progress: bool) -> list[dict[str, Any]]:
+def compute_scores(
+    config: Config,
+    reps: representations.Representations,
+    priors: list[Prior],
+    ctx: DistContext,
+    progress: bool,
+) -> list[dict[str, Any]]:
     """Moments for every model x prior x temperature (tiles split over ranks)."""
     sums_fn = functools.partial(distributed_moment_sums, ctx)
-    common = dict(model_kernel=config.model_kernel, normalize=config.normalize,
-                  device=ctx.device, sums_fn=sums_fn, block_size=config.block_size)
+    common = dict(
+        model_kernel=config.model_kernel,
+        normalize=config.normalize,
+        device=ctx.device,
+        sums_fn=sums_fn,
+        block_size=config.block_size,
+    )
     records = []
     for prior in priors:
-        groups = ([({name: x}, x) for name, x in reps.arrays.items()] if prior.per_model
-                  else [(reps.arrays, prior.inputs)])
+        groups = (
+            [({name: x}, x) for name, x in reps.arrays.items()]
+            if prior.per_model
+            else [(reps.arrays, prior.inputs)]
+        )
         for models, prior_inputs in groups:
             n = len(next(iter(models.values())))
-            bar = _progress_bar(ctx, progress, _num_tiles(n, config.block_size, ctx),
-                                f"moments [{prior.name}]")
-            out = task_prior_moments(models, prior_inputs, list(config.temperatures),
-                                     prior_kernel=prior.kernel, prior_weights=prior.weights,
-                                     progress=bar.update, **common)  # type: ignore[arg-type]
+            bar = _progress_bar(
+                ctx, progress, _num_tiles(n, config.block_size, ctx), f"moments [{prior.name}]"
+            )
+            out = task_prior_moments(
+                models,
+                prior_inputs,
+                list(config.temperatures),
+                prior_kernel=prior.kernel,
+                prior_weights=prior.weights,
+                progress=bar.update,
+                **common,
+            )  # type: ignore[arg-type]
             bar.close()
             assert isinstance(out, dict)
             for name, by_t in out.items():
@@ -124,8 +149,9 @@ def _score_record(model: str, prior: str, r: MomentResult) -> dict[str, Any]:
     return {"model": model, "prior": prior, **d}
 
 
-def sample_all_tasks(config: Config, prior: Prior, reps: representations.Representations,
-                     ctx: DistContext) -> dict[int, tuple[Any, dict[str, Any]]]:
+def sample_all_tasks(
+    config: Config, prior: Prior, reps: representations.Representations, ctx: DistContext
+) -> dict[int, tuple[Any, dict[str, Any]]]:
     """Tasks for each class count from the first prior: {q: (tasks (S, n), info)}."""
     from ..core.sampling import sample_tasks_with_info
 
@@ -136,16 +162,26 @@ def sample_all_tasks(config: Config, prior: Prior, reps: representations.Represe
     out = {}
     for q in config.num_classes:
         out[q] = sample_tasks_with_info(
-            inputs, config.num_tasks, q, config.sampler_temperature, seed=config.seed,
-            prior_kernel=kernel, prior_weights=prior.weights, gibbs_sweeps=config.gibbs_sweeps,
-            min_class_fraction=config.min_class_fraction, device=ctx.device)
+            inputs,
+            config.num_tasks,
+            q,
+            config.sampler_temperature,
+            seed=config.seed,
+            prior_kernel=kernel,
+            prior_weights=prior.weights,
+            gibbs_sweeps=config.gibbs_sweeps,
+            min_class_fraction=config.min_class_fraction,
+            device=ctx.device,
+        )
     return out
 
 
-def run_probes(config: Config, reps: representations.Representations,
-               tasks: dict[int, tuple[Any, dict[str, Any]]],
-               progress: Callable[[int], None] | None = None
-               ) -> tuple[list[dict[str, Any]], dict[tuple[str, int, str], np.ndarray]]:
+def run_probes(
+    config: Config,
+    reps: representations.Representations,
+    tasks: dict[int, tuple[Any, dict[str, Any]]],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[dict[str, Any]], dict[tuple[str, int, str], np.ndarray]]:
     """Probe every model on every task set: summary records and per-task accuracies."""
     from ..core.probes import probe_tasks
 
@@ -153,28 +189,52 @@ def run_probes(config: Config, reps: representations.Representations,
     for name, x in reps.arrays.items():
         for q, (t, _) in tasks.items():
             for probe in config.probes:
-                res = probe_tasks(x, t, probe=probe, alpha=config.probe_alpha, k=config.knn_k,
-                                  test_fraction=config.test_fraction, seed=config.seed)
+                res = probe_tasks(
+                    x,
+                    t,
+                    probe=probe,
+                    alpha=config.probe_alpha,
+                    k=config.knn_k,
+                    test_fraction=config.test_fraction,
+                    seed=config.seed,
+                )
                 acc = np.asarray(res.accuracy, dtype=np.float64)
                 accuracies[(name, q, probe)] = acc
-                records.append({"model": name, "num_classes": q, "probe": probe,
-                                **res.summary(), "task_accuracies": acc.round(6).tolist()})
+                records.append(
+                    {
+                        "model": name,
+                        "num_classes": q,
+                        "probe": probe,
+                        **res.summary(),
+                        "task_accuracies": acc.round(6).tolist(),
+                    }
+                )
                 if progress is not None:
                     progress(1)
     return records, accuracies
 
 
-def compute_baselines(reps: representations.Representations, labels: np.ndarray | None,
-                      prior: Prior | None) -> list[dict[str, Any]]:
+def compute_baselines(
+    reps: representations.Representations, labels: np.ndarray | None, prior: Prior | None
+) -> list[dict[str, Any]]:
     """RankMe, alpha-ReQ, kernel-target alignment with labels, linear CKA with the prior."""
     from ..core import baselines as bl
 
     rows = []
-    prior_x = prior.inputs if prior is not None and not prior.per_model and \
-        prior.weights is None and prior.kernel != "label_graph" else None
+    prior_x = (
+        prior.inputs
+        if prior is not None
+        and not prior.per_model
+        and prior.weights is None
+        and prior.kernel != "label_graph"
+        else None
+    )
     for name, x in reps.arrays.items():
-        row: dict[str, Any] = {"model": name, "rankme": _safe(bl.rankme, x),
-                               "alpha_req": _safe(bl.alpha_req, x)}
+        row: dict[str, Any] = {
+            "model": name,
+            "rankme": _safe(bl.rankme, x),
+            "alpha_req": _safe(bl.alpha_req, x),
+        }
         if labels is not None:
             row["kernel_target_alignment"] = _safe(bl.kernel_target_alignment, x, labels)
         if prior_x is not None:
@@ -191,37 +251,53 @@ def _safe(fn: Callable[..., float], *args: Any) -> float | None:
         return None
 
 
-def compute_correlations(config: Config, scores: list[dict[str, Any]],
-                         probes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def compute_correlations(
+    config: Config, scores: list[dict[str, Any]], probes: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Across models: closed-form mean/std vs probe accuracy mean/std, bootstrap 95% CIs."""
     out = []
     pairs = [("mean_per_pair", "mean"), ("std", "std")]
-    for (prior, t) in sorted({(s["prior"], s["temperature"]) for s in scores}):
-        score_by_model = {s["model"]: s for s in scores
-                          if s["prior"] == prior and s["temperature"] == t}
+    for prior, t in sorted({(s["prior"], s["temperature"]) for s in scores}):
+        score_by_model = {
+            s["model"]: s for s in scores if s["prior"] == prior and s["temperature"] == t
+        }
         for q in config.num_classes:
             for probe in config.probes:
-                pr = {p["model"]: p for p in probes
-                      if p["num_classes"] == q and p["probe"] == probe}
+                pr = {
+                    p["model"]: p for p in probes if p["num_classes"] == q and p["probe"] == probe
+                }
                 models = [m for m in score_by_model if m in pr]
                 for xk, yk in pairs:
                     x = np.array([score_by_model[m][xk] for m in models])
                     y = np.array([pr[m][yk] for m in models])
                     c = correlation_with_ci(x, y, num_bootstrap=config.bootstrap, seed=config.seed)
-                    out.append({"prior": prior, "temperature": t, "num_classes": q,
-                                "probe": probe, "x": xk, "y": f"accuracy_{yk}", **c})
+                    out.append(
+                        {
+                            "prior": prior,
+                            "temperature": t,
+                            "num_classes": q,
+                            "probe": probe,
+                            "x": xk,
+                            "y": f"accuracy_{yk}",
+                            **c,
+                        }
+                    )
     return out
 
 
 def conventions(config: Config) -> dict[str, Any]:
     """What the numbers mean (copied into results.json)."""
-    return {"pairs": PAIRS_CONVENTION, "per_pair": "mean/n², variance/n²",
-            "model_kernel": config.model_kernel, "prior_kernel": config.prior_kernel,
-            "normalize": config.normalize, "accumulation": "float64",
-            "sampler": "prefix sampler (Algorithm 1), fresh random order per task"
-                       + (f", then {config.gibbs_sweeps} Gibbs sweeps" if config.gibbs_sweeps
-                          else ""),
-            "probe_split": f"one shared train/test split, test_fraction={config.test_fraction}"}
+    return {
+        "pairs": PAIRS_CONVENTION,
+        "per_pair": "mean/n², variance/n²",
+        "model_kernel": config.model_kernel,
+        "prior_kernel": config.prior_kernel,
+        "normalize": config.normalize,
+        "accumulation": "float64",
+        "sampler": "prefix sampler (Algorithm 1), fresh random order per task"
+        + (f", then {config.gibbs_sweeps} Gibbs sweeps" if config.gibbs_sweeps else ""),
+        "probe_split": f"one shared train/test split, test_fraction={config.test_fraction}",
+    }
 
 
 def run(config: Config, *, ctx: DistContext | None = None, progress: bool = True) -> Results:
@@ -235,23 +311,35 @@ def run(config: Config, *, ctx: DistContext | None = None, progress: bool = True
     ctx = ctx or init_context(config.device)
     timer = Timer()
     with timer.stage("data"):
-        data = load_data(config.dataset, split=config.split, config_name=config.dataset_config,
-                         text_column=config.text_column, image_column=config.image_column,
-                         label_column=config.label_column, num_examples=config.num_examples,
-                         seed=config.seed)
+        data = load_data(
+            config.dataset,
+            split=config.split,
+            config_name=config.dataset_config,
+            text_column=config.text_column,
+            image_column=config.image_column,
+            label_column=config.label_column,
+            num_examples=config.num_examples,
+            seed=config.seed,
+        )
     with timer.stage("embed"):
         reps = representations.compute(config.models, data, config, ctx, progress=progress)
-        extra = [p for p in config.priors if p not in (LABELS_PRIOR, SELF_PRIOR)
-                 and not reps.has(p)]
-        prior_reps = representations.compute(extra, data, config, ctx, progress=progress,
-                                             known=reps)
+        extra = [
+            p for p in config.priors if p not in (LABELS_PRIOR, SELF_PRIOR) and not reps.has(p)
+        ]
+        prior_reps = representations.compute(
+            extra, data, config, ctx, progress=progress, known=reps
+        )
     priors = resolve_priors(config, reps, prior_reps, data.labels)
     with timer.stage("moments"):
         scores = compute_scores(config, reps, priors, ctx, progress)
-    results = Results(config=config.to_dict(), data=_data_record(data),
-                      models=reps.info + prior_reps.info, scores=scores,
-                      conventions=conventions(config),
-                      environment={"world_size": ctx.world_size, "device": str(ctx.device)})
+    results = Results(
+        config=config.to_dict(),
+        data=_data_record(data),
+        models=reps.info + prior_reps.info,
+        scores=scores,
+        conventions=conventions(config),
+        environment={"world_size": ctx.world_size, "device": str(ctx.device)},
+    )
     if ctx.is_main:
         _main_process_stages(config, results, reps, priors, data, ctx, timer, progress)
     results.timings = timer.seconds
@@ -260,9 +348,16 @@ def run(config: Config, *, ctx: DistContext | None = None, progress: bool = True
     return results
 
 
-def _main_process_stages(config: Config, results: Results, reps: representations.Representations,
-                         priors: list[Prior], data: Any, ctx: DistContext, timer: Timer,
-                         progress: bool) -> None:
+def _main_process_stages(
+    config: Config,
+    results: Results,
+    reps: representations.Representations,
+    priors: list[Prior],
+    data: Any,
+    ctx: DistContext,
+    timer: Timer,
+    progress: bool,
+) -> None:
     with timer.stage("sampling"):
         tasks = sample_all_tasks(config, priors[0], reps, ctx)
     results.tasks = [dict(info, prior=priors[0].name) for _, info in tasks.values()]
@@ -281,11 +376,17 @@ def _main_process_stages(config: Config, results: Results, reps: representations
 
 def _data_record(data: Any) -> dict[str, Any]:
     labels = data.labels
-    return {"dataset": data.source.get("id", ""), "source": data.source,
-            "fingerprint": data.fingerprint, "n": len(data.example_ids),
-            "modality": data.modality, "text_column": data.text_column,
-            "image_column": data.image_column, "label_column": data.label_column,
-            "num_labels": None if labels is None else len(np.unique(labels))}
+    return {
+        "dataset": data.source.get("id", ""),
+        "source": data.source,
+        "fingerprint": data.fingerprint,
+        "n": len(data.example_ids),
+        "modality": data.modality,
+        "text_column": data.text_column,
+        "image_column": data.image_column,
+        "label_column": data.label_column,
+        "num_labels": None if labels is None else len(np.unique(labels)),
+    }
 
 
 __all__ = ["Prior", "compute_correlations", "compute_scores", "resolve_priors", "run"]

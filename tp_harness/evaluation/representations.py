@@ -46,12 +46,16 @@ def _model_spec(entry: str, config: Any) -> Any:
     from .embed import parse_model_spec
 
     return parse_model_spec(entry).with_defaults(
-        dtype=config.dtype, batch_size=config.batch_size, max_length=config.max_length,
-        trust_remote_code=config.trust_remote_code)
+        dtype=config.dtype,
+        batch_size=config.batch_size,
+        max_length=config.max_length,
+        trust_remote_code=config.trust_remote_code,
+    )
 
 
-def _embed_distributed(resolved: Any, data: Any, ctx: DistContext, cache: Any,
-                       progress: bool) -> dict[str, np.ndarray]:
+def _embed_distributed(
+    resolved: Any, data: Any, ctx: DistContext, cache: Any, progress: bool
+) -> dict[str, np.ndarray]:
     """Each rank fills its share of the missing cache shards; then all ranks load them."""
     from .embed import embed_cached, embedding_key_fields
 
@@ -59,8 +63,15 @@ def _embed_distributed(resolved: Any, data: Any, ctx: DistContext, cache: Any,
     missing = cache.missing_shards(fields, len(data.dataset))
     mine = split_evenly(missing, ctx.rank, ctx.world_size)
     if mine:
-        embed_cached(resolved, data, cache=cache, device=ctx.device, shards=mine, load=False,
-                     progress=progress and ctx.is_main)
+        embed_cached(
+            resolved,
+            data,
+            cache=cache,
+            device=ctx.device,
+            shards=mine,
+            load=False,
+            progress=progress and ctx.is_main,
+        )
     ctx.barrier()
     out = embed_cached(resolved, data, cache=cache, device=ctx.device, shards=[], load=True)
     assert out is not None
@@ -70,12 +81,27 @@ def _embed_distributed(resolved: Any, data: Any, ctx: DistContext, cache: Any,
 def _identity(resolved: Any) -> tuple:
     """What makes two specs give the same final embedding."""
     s = resolved.spec
-    return (s.model_id, resolved.revision, resolved.fingerprint, resolved.pooling,
-            resolved.normalize, s.dtype, s.max_length, s.gguf_file)
+    return (
+        s.model_id,
+        resolved.revision,
+        resolved.fingerprint,
+        resolved.pooling,
+        resolved.normalize,
+        s.dtype,
+        s.max_length,
+        s.gguf_file,
+    )
 
 
-def compute(entries: Any, data: Any, config: Any, ctx: DistContext, *,
-            progress: bool = True, known: Representations | None = None) -> Representations:
+def compute(
+    entries: Any,
+    data: Any,
+    config: Any,
+    ctx: DistContext,
+    *,
+    progress: bool = True,
+    known: Representations | None = None,
+) -> Representations:
     """Representations for every spec string in ``entries`` (deduplicated, in order).
 
     A model whose final embedding is already in ``known`` (same weights, pooling,
@@ -94,8 +120,16 @@ def compute(entries: Any, data: Any, config: Any, ctx: DistContext, *,
             name = entry
             reps.arrays[name] = x
             reps.by_entry[entry] = name
-            reps.info.append({"name": name, "model_id": entry, "revision": "n/a",
-                              "kind": "classic", "pooling": "n/a", "dim": int(x.shape[1])})
+            reps.info.append(
+                {
+                    "name": name,
+                    "model_id": entry,
+                    "revision": "n/a",
+                    "kind": "classic",
+                    "pooling": "n/a",
+                    "dim": int(x.shape[1]),
+                }
+            )
             continue
         spec = _model_spec(entry, config)
         layer = spec.layer
@@ -115,6 +149,12 @@ def compute(entries: Any, data: Any, config: Any, ctx: DistContext, *,
         reps.arrays.update(arrays)
         reps.by_entry[entry] = name
         reps.by_identity.setdefault(ident, resolved.name)
-        reps.info.append({**resolved.describe(), "spec": entry,
-                          "outputs": list(arrays), "modality": data.modality})
+        reps.info.append(
+            {
+                **resolved.describe(),
+                "spec": entry,
+                "outputs": list(arrays),
+                "modality": data.modality,
+            }
+        )
     return reps

@@ -15,8 +15,18 @@ from .atomic import atomic_write_text
 
 SCHEMA_VERSION = "1.0"
 RESULTS_FILE = "results.json"
-_PACKAGES = ("tp-harness", "torch", "numpy", "transformers", "datasets", "accelerate",
-             "sentence-transformers", "huggingface-hub", "evaluate", "scikit-learn")
+_PACKAGES = (
+    "tp-harness",
+    "torch",
+    "numpy",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "sentence-transformers",
+    "huggingface-hub",
+    "evaluate",
+    "scikit-learn",
+)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -52,18 +62,29 @@ class Results:
     """Sampled tasks per class count q: ``(num_tasks, n)`` int labels."""
     example_ids: np.ndarray | None = field(default=None, repr=False)
     """``(n,)`` row index of each example in the source dataset."""
-    task_accuracies: dict[tuple[str, int, str], np.ndarray] = field(default_factory=dict,
-                                                                   repr=False)
+    task_accuracies: dict[tuple[str, int, str], np.ndarray] = field(
+        default_factory=dict, repr=False
+    )
     """``(model, q, probe)`` -> ``(num_tasks,)`` held-out accuracy per task."""
     is_main: bool = field(default=True, repr=False)
     """Whether this process ran the main-process stages (tasks, probes, baselines)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": self.schema_version, "config": self.config, "data": self.data,
-                "models": self.models, "scores": self.scores, "probes": self.probes,
-                "baselines": self.baselines, "correlations": self.correlations,
-                "tasks": self.tasks, "timings": self.timings, "conventions": self.conventions,
-                "environment": self.environment, "versions": self.versions}
+        return {
+            "schema_version": self.schema_version,
+            "config": self.config,
+            "data": self.data,
+            "models": self.models,
+            "scores": self.scores,
+            "probes": self.probes,
+            "baselines": self.baselines,
+            "correlations": self.correlations,
+            "tasks": self.tasks,
+            "timings": self.timings,
+            "conventions": self.conventions,
+            "environment": self.environment,
+            "versions": self.versions,
+        }
 
     def save(self, output_dir: str | Path) -> Path:
         """Write ``results.json`` atomically into ``output_dir``; returns its path."""
@@ -75,10 +96,24 @@ class Results:
     def from_dict(cls, d: dict[str, Any]) -> Results:
         version = str(d.get("schema_version", ""))
         if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-            raise ValueError(f"results schema {version!r} is not supported "
-                             f"(this tp-harness reads {SCHEMA_VERSION}).")
-        keys = ("config", "data", "models", "scores", "probes", "baselines", "correlations",
-                "tasks", "timings", "conventions", "environment", "versions")
+            raise ValueError(
+                f"results schema {version!r} is not supported "
+                f"(this tp-harness reads {SCHEMA_VERSION})."
+            )
+        keys = (
+            "config",
+            "data",
+            "models",
+            "scores",
+            "probes",
+            "baselines",
+            "correlations",
+            "tasks",
+            "timings",
+            "conventions",
+            "environment",
+            "versions",
+        )
         return cls(**{k: d[k] for k in keys if k in d}, schema_version=version)
 
     @classmethod

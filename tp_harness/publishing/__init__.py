@@ -8,5 +8,13 @@ from .hub import HubPushError, push_report, push_run
 from .report import ranked_tables, summary_markdown
 from .run_folder import FIGURES_DIR, TASKS_DIR, write_outputs
 
-__all__ = ["FIGURES_DIR", "TASKS_DIR", "HubPushError", "push_report", "push_run",
-           "ranked_tables", "summary_markdown", "write_outputs"]
+__all__ = [
+    "FIGURES_DIR",
+    "TASKS_DIR",
+    "HubPushError",
+    "push_report",
+    "push_run",
+    "ranked_tables",
+    "summary_markdown",
+    "write_outputs",
+]

@@ -42,10 +42,29 @@ CARD_FILE = "README.md"
 TASKS_SPLIT = "train"
 TAGS = ["tp-harness", "task-priors", "evaluation", "embeddings"]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
-_HUB_LICENSES = {"apache-2.0", "mit", "cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0",
-                 "cc-by-nc-sa-4.0", "cc-by-nd-4.0", "cc-by-3.0", "cc-by-sa-3.0", "bsd-3-clause",
-                 "bsd-2-clause", "gpl-3.0", "lgpl-3.0", "odc-by", "odbl", "pddl", "openrail",
-                 "cdla-permissive-2.0", "unknown", "other"}
+_HUB_LICENSES = {
+    "apache-2.0",
+    "mit",
+    "cc0-1.0",
+    "cc-by-4.0",
+    "cc-by-sa-4.0",
+    "cc-by-nc-4.0",
+    "cc-by-nc-sa-4.0",
+    "cc-by-nd-4.0",
+    "cc-by-3.0",
+    "cc-by-sa-3.0",
+    "bsd-3-clause",
+    "bsd-2-clause",
+    "gpl-3.0",
+    "lgpl-3.0",
+    "odc-by",
+    "odbl",
+    "pddl",
+    "openrail",
+    "cdla-permissive-2.0",
+    "unknown",
+    "other",
+}
 CITATION = """@misc{patel2025taskpriors,
   title  = {taskpriors: Enhancing Model Evaluation by Considering the Entire Space of
             Downstream Tasks},
@@ -68,10 +87,16 @@ def default_tasks_repo_id(repo_id: str) -> str:
 
 def check_repo_id(repo_id: str, flag: str = "--repo-id") -> str:
     """Return ``repo_id`` if it reads ``ORG/NAME`` (letters, digits, ``-_.``), else raise."""
-    if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id) or ".." in repo_id \
-            or "--" in repo_id or repo_id.endswith((".git", ".")):
-        raise ValueError(f"{flag} must read ORG/NAME (letters, digits, '-', '_', '.'); "
-                         f"got {repo_id!r}.")
+    if (
+        not isinstance(repo_id, str)
+        or not _REPO_ID.match(repo_id)
+        or ".." in repo_id
+        or "--" in repo_id
+        or repo_id.endswith((".git", "."))
+    ):
+        raise ValueError(
+            f"{flag} must read ORG/NAME (letters, digits, '-', '_', '.'); got {repo_id!r}."
+        )
     return repo_id
 
 
@@ -86,11 +111,24 @@ def hub_license(text: str | None) -> str | None:
 
 # Fixed Arrow types of the known score columns, so tables of different runs concatenate
 # (an all-None column would otherwise be typed null in one run and int64 in another).
-SCORE_TYPES = {"model": "string", "prior": "string", "mean": "float64", "variance": "float64",
-               "std": "float64", "mean_per_pair": "float64", "variance_per_pair": "float64",
-               "n": "int64", "temperature": "float64", "model_kernel": "string",
-               "prior_kernel": "string", "normalize": "string", "method": "string",
-               "mean_stderr": "float64", "variance_stderr": "float64", "num_pairs": "int64"}
+SCORE_TYPES = {
+    "model": "string",
+    "prior": "string",
+    "mean": "float64",
+    "variance": "float64",
+    "std": "float64",
+    "mean_per_pair": "float64",
+    "variance_per_pair": "float64",
+    "n": "int64",
+    "temperature": "float64",
+    "model_kernel": "string",
+    "prior_kernel": "string",
+    "normalize": "string",
+    "method": "string",
+    "mean_stderr": "float64",
+    "variance_stderr": "float64",
+    "num_pairs": "int64",
+}
 
 
 def _column(values: list[Any], type_name: str | None) -> Any:
@@ -112,8 +150,9 @@ def scores_table(scores: Sequence[Mapping[str, Any]]) -> Any:
     columns: dict[str, None] = {}
     for rec in scores:
         columns.update(dict.fromkeys(rec))
-    return pa.table({k: _column([rec.get(k) for rec in scores], SCORE_TYPES.get(k))
-                     for k in columns})
+    return pa.table(
+        {k: _column([rec.get(k) for rec in scores], SCORE_TYPES.get(k)) for k in columns}
+    )
 
 
 def parquet_bytes(table: Any) -> bytes:
@@ -140,19 +179,27 @@ def _demote(markdown: str) -> str:
 
 def _source(results: Mapping[str, Any]) -> dict[str, Any]:
     data = results.get("data") or {}
-    return {"dataset": data.get("dataset") or results.get("config", {}).get("dataset"),
-            "source": data.get("source") or {}, "fingerprint": data.get("fingerprint"),
-            "n": data.get("n")}
+    return {
+        "dataset": data.get("dataset") or results.get("config", {}).get("dataset"),
+        "source": data.get("source") or {},
+        "fingerprint": data.get("fingerprint"),
+        "n": data.get("n"),
+    }
 
 
 def _source_lines(results: Mapping[str, Any]) -> list[str]:
     s = _source(results)
     src = s["source"]
     sel = src.get("selection") or {}
-    lines = [f"- **Dataset:** `{s['dataset']}`"
-             + (f" ({src['kind']}" + (f", split `{src['split']}`" if src.get("split") else "")
-                + ")" if src.get("kind") else ""),
-             f"- **License:** {src.get('license') or 'unknown (see the source dataset)'}"]
+    lines = [
+        f"- **Dataset:** `{s['dataset']}`"
+        + (
+            f" ({src['kind']}" + (f", split `{src['split']}`" if src.get("split") else "") + ")"
+            if src.get("kind")
+            else ""
+        ),
+        f"- **License:** {src.get('license') or 'unknown (see the source dataset)'}",
+    ]
     if src.get("homepage"):
         lines.append(f"- **Homepage:** {src['homepage']}")
     lines.append(f"- **Examples:** n = {s['n']}, fingerprint `{s['fingerprint']}`")
@@ -171,59 +218,112 @@ def _metadata(results: Mapping[str, Any], pretty_name: str, tags: list[str]) -> 
     return meta
 
 
-def scores_card(results: Mapping[str, Any], summary: str, repo_id: str,
-                tasks_repo_id: str | None, endpoint: str = "https://huggingface.co") -> str:
+def scores_card(
+    results: Mapping[str, Any],
+    summary: str,
+    repo_id: str,
+    tasks_repo_id: str | None,
+    endpoint: str = "https://huggingface.co",
+) -> str:
     """README.md of the scores repo: YAML metadata + setup, files, loading code and summary."""
     cfg = results.get("config", {})
     name, dataset = cfg.get("name", "run"), _source(results)["dataset"]
     meta = _metadata(results, f"tp-harness scores: {name} on {dataset}", TAGS)
-    meta["configs"] = [{"config_name": "default",
-                        "data_files": [{"split": "train", "path": SCORES_FILE}]}]
-    models = ", ".join(f"`{m.get('name')}` (revision `{m.get('revision')}`)"
-                       for m in results.get("models", []))
+    meta["configs"] = [
+        {"config_name": "default", "data_files": [{"split": "train", "path": SCORES_FILE}]}
+    ]
+    models = ", ".join(
+        f"`{m.get('name')}` (revision `{m.get('revision')}`)" for m in results.get("models", [])
+    )
     cols = ", ".join(f"`{c}`" for c in scores_table(results.get("scores", [])).column_names)
     version = (results.get("versions") or {}).get("tp-harness")
     body = [
-        f"# tp-harness scores: {name}", "",
+        f"# tp-harness scores: {name}",
+        "",
         f"Task-prior scores of {len(results.get('models', []))} model(s) on `{dataset}` from a "
         f"tp-harness {version or ''} run: the closed-form mean and variance of the alignment "
         "Tr(MG) over all tasks drawn from the task prior (Patel & Balestriero, Theorem 3.6). "
         "Sums run over all ordered pairs (i, j), diagonal included; `*_per_pair` = value / n².",
-        "", *_source_lines(results), f"- **Models:** {models}",
+        "",
+        *_source_lines(results),
+        f"- **Models:** {models}",
         f"- **Priors:** {', '.join(f'`{p}`' for p in cfg.get('priors', []))}; "
         f"**temperatures:** {cfg.get('temperatures')}; kernels: model "
         f"`{cfg.get('model_kernel')}`, prior `{cfg.get('prior_kernel')}`, "
-        f"normalize `{cfg.get('normalize')}`"]
+        f"normalize `{cfg.get('normalize')}`",
+    ]
     if tasks_repo_id:
-        body.append(f"- **Sampled tasks:** [`{tasks_repo_id}`]({endpoint}/datasets/"
-                    f"{tasks_repo_id})")
-    body += ["", "## Files", "", "| file | content |", "|---|---|",
-             f"| `{RESULTS_FILE}` | the run's results document (schema "
-             f"{results.get('schema_version')}): config, data, models, scores, probes, "
-             "baselines, correlations, tasks, timings, versions |",
-             f"| `{SCORES_FILE}` | one row per model × prior × temperature: {cols} |",
-             f"| `{FIGURES_DIR}/*.png` | the run's figures |", "", "## Load", "", "```python",
-             "import json", "from datasets import load_dataset",
-             "from huggingface_hub import hf_hub_download", "",
-             f'scores = load_dataset("{repo_id}", split="train")',
-             f'path = hf_hub_download("{repo_id}", "{RESULTS_FILE}", repo_type="dataset")',
-             "results = json.load(open(path))", "```", "", "## Summary", "",
-             _demote(summary), "", "## Citation", "", "```bibtex", CITATION, "```", ""]
+        body.append(
+            f"- **Sampled tasks:** [`{tasks_repo_id}`]({endpoint}/datasets/{tasks_repo_id})"
+        )
+    body += [
+        "",
+        "## Files",
+        "",
+        "| file | content |",
+        "|---|---|",
+        f"| `{RESULTS_FILE}` | the run's results document (schema "
+        f"{results.get('schema_version')}): config, data, models, scores, probes, "
+        "baselines, correlations, tasks, timings, versions |",
+        f"| `{SCORES_FILE}` | one row per model × prior × temperature: {cols} |",
+        f"| `{FIGURES_DIR}/*.png` | the run's figures |",
+        "",
+        "## Load",
+        "",
+        "```python",
+        "import json",
+        "from datasets import load_dataset",
+        "from huggingface_hub import hf_hub_download",
+        "",
+        f'scores = load_dataset("{repo_id}", split="train")',
+        f'path = hf_hub_download("{repo_id}", "{RESULTS_FILE}", repo_type="dataset")',
+        "results = json.load(open(path))",
+        "```",
+        "",
+        "## Summary",
+        "",
+        _demote(summary),
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        CITATION,
+        "```",
+        "",
+    ]
     return _card(meta, "\n".join(body))
 
 
-_TASK_COLUMNS = ("prior", "prior_kernel", "temperature", "num_classes", "num_tasks", "seed",
-                 "gibbs_sweeps", "min_class_fraction", "n", "rank")
+_TASK_COLUMNS = (
+    "prior",
+    "prior_kernel",
+    "temperature",
+    "num_classes",
+    "num_tasks",
+    "seed",
+    "gibbs_sweeps",
+    "min_class_fraction",
+    "n",
+    "rank",
+)
 
 
 def tasks_card_metadata(results: Mapping[str, Any]) -> dict[str, Any]:
     name = results.get("config", {}).get("name", "run")
-    return _metadata(results, f"tp-harness sampled tasks: {name} on "
-                              f"{_source(results)['dataset']}", [*TAGS, "synthetic-tasks"])
+    return _metadata(
+        results,
+        f"tp-harness sampled tasks: {name} on {_source(results)['dataset']}",
+        [*TAGS, "synthetic-tasks"],
+    )
 
 
-def tasks_card_body(results: Mapping[str, Any], tasks_repo_id: str, scores_repo_id: str,
-                    num_rows: int, endpoint: str = "https://huggingface.co") -> str:
+def tasks_card_body(
+    results: Mapping[str, Any],
+    tasks_repo_id: str,
+    scores_repo_id: str,
+    num_rows: int,
+    endpoint: str = "https://huggingface.co",
+) -> str:
     """Body of the tasks repo card: source, prior and sampler settings, seeds, usage."""
     from .report import markdown_table
 
@@ -232,24 +332,51 @@ def tasks_card_body(results: Mapping[str, Any], tasks_repo_id: str, scores_repo_
     total = sum(int(t.get("num_tasks", 0)) for t in settings)
     cols = [(k, k) for k in _TASK_COLUMNS if any(k in t for t in settings)]
     body = [
-        f"# tp-harness sampled tasks: {cfg.get('name', 'run')}", "",
+        f"# tp-harness sampled tasks: {cfg.get('name', 'run')}",
+        "",
         f"{total} classification tasks sampled from the task prior (prefix sampler, "
         "Algorithm 1 of Patel & Balestriero, with optional Gibbs refinement) on the examples "
-        f"below, in long format: {num_rows} rows, one per (task, example).", "",
-        "| column | meaning |", "|---|---|",
+        f"below, in long format: {num_rows} rows, one per (task, example).",
+        "",
+        "| column | meaning |",
+        "|---|---|",
         "| `example_id` | row of the example in the source dataset |",
         "| `task_id` | task index, global over class counts |",
         "| `num_classes` | q, the number of classes of the task |",
-        "| `label` | the example's class in this task, in [0, q) |", "",
-        "## Source dataset", "", *_source_lines(results), "",
-        "## Task prior and sampler", "", markdown_table(settings, cols) if cols else "", "",
+        "| `label` | the example's class in this task, in [0, q) |",
+        "",
+        "## Source dataset",
+        "",
+        *_source_lines(results),
+        "",
+        "## Task prior and sampler",
+        "",
+        markdown_table(settings, cols) if cols else "",
+        "",
         f"Run seed: {cfg.get('seed')}. Every setting of every task set, as recorded by the run:",
-        "", "```json", json.dumps(settings, indent=1, default=str), "```", "", "## Use", "",
-        "```python", "from datasets import load_dataset", "",
+        "",
+        "```json",
+        json.dumps(settings, indent=1, default=str),
+        "```",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
         f'tasks = load_dataset("{tasks_repo_id}", split="{TASKS_SPLIT}")',
-        'task0 = tasks.filter(lambda r: r["task_id"] == 0)  # labels of task 0', "```", "",
+        'task0 = tasks.filter(lambda r: r["task_id"] == 0)  # labels of task 0',
+        "```",
+        "",
         f"Scores of the same run: [`{scores_repo_id}`]({endpoint}/datasets/{scores_repo_id}).",
-        "", "## Citation", "", "```bibtex", CITATION, "```", ""]
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        CITATION,
+        "```",
+        "",
+    ]
     return "\n".join(body)
 
 
@@ -280,14 +407,19 @@ def _unreachable(repo_id: str, reason: str) -> HubPushError:
     return HubPushError(
         f"cannot reach the Hugging Face Hub at {_endpoint()} to push {repo_id} ({reason}). "
         "Pushing needs the network: unset HF_HUB_OFFLINE if it is set, check the connection, "
-        "or point HF_ENDPOINT at a reachable Hub (mirror).")
+        "or point HF_ENDPOINT at a reachable Hub (mirror)."
+    )
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
     """Connection-level exception types of the HTTP clients already imported."""
     out: list[type[BaseException]] = [ConnectionError, TimeoutError, socket.gaierror]
-    for mod, attr in (("httpx2", "TransportError"), ("httpx", "TransportError"),
-                      ("requests", "ConnectionError"), ("requests", "Timeout")):
+    for mod, attr in (
+        ("httpx2", "TransportError"),
+        ("httpx", "TransportError"),
+        ("requests", "ConnectionError"),
+        ("requests", "Timeout"),
+    ):
         cls = getattr(sys.modules.get(mod), attr, None)
         if isinstance(cls, type) and issubclass(cls, BaseException):
             out.append(cls)
@@ -319,11 +451,16 @@ def _hub_errors(repo_id: str, token: str) -> Iterator[None]:
                 raise _unreachable(repo_id, _scrub(f"{type(e).__name__}: {e}", token)) from None
             if isinstance(e, HfHubHTTPError):
                 status = getattr(getattr(e, "response", None), "status_code", None)
-                hint = (" Check that the token (HF_TOKEN or `hf auth login`) has write access "
-                        "to that namespace." if status in (401, 403) else "")
+                hint = (
+                    " Check that the token (HF_TOKEN or `hf auth login`) has write access "
+                    "to that namespace."
+                    if status in (401, 403)
+                    else ""
+                )
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise HubPushError(f"pushing to {repo_id} at {_endpoint()} failed: "
-                                   f"{_scrub(first, token)}.{hint}") from None
+                raise HubPushError(
+                    f"pushing to {repo_id} at {_endpoint()} failed: {_scrub(first, token)}.{hint}"
+                ) from None
         raise
 
 
@@ -337,22 +474,27 @@ def resolve_token(token: str | None, repo_id: str) -> str:
 
     tok = token or get_token()
     if not tok:
-        raise HubPushError(f"no Hugging Face token to push {repo_id}: set HF_TOKEN or run "
-                           "`hf auth login` with a token that can write to that namespace.")
+        raise HubPushError(
+            f"no Hugging Face token to push {repo_id}: set HF_TOKEN or run "
+            "`hf auth login` with a token that can write to that namespace."
+        )
     return tok
 
 
-def _run_files(run: Path, results: Results, raw: bytes, repo_id: str,
-               tasks_repo_id: str | None) -> dict[str, bytes]:
+def _run_files(
+    run: Path, results: Results, raw: bytes, repo_id: str, tasks_repo_id: str | None
+) -> dict[str, bytes]:
     """Files of the scores repo: results.json (as on disk), scores.parquet, card, figures."""
     summary_path = run / "summary.md"
-    summary = summary_path.read_text() if summary_path.exists() else \
-        summary_markdown(results.to_dict())
+    summary = (
+        summary_path.read_text() if summary_path.exists() else summary_markdown(results.to_dict())
+    )
     doc = json.loads(raw)
-    files = {RESULTS_FILE: raw,
-             SCORES_FILE: parquet_bytes(scores_table(doc.get("scores", []))),
-             CARD_FILE: scores_card(doc, summary, repo_id, tasks_repo_id,
-                                    _endpoint()).encode()}
+    files = {
+        RESULTS_FILE: raw,
+        SCORES_FILE: parquet_bytes(scores_table(doc.get("scores", []))),
+        CARD_FILE: scores_card(doc, summary, repo_id, tasks_repo_id, _endpoint()).encode(),
+    }
     for fig in sorted((run / FIGURES_DIR).glob("*.png")):
         files[f"{FIGURES_DIR}/{fig.name}"] = fig.read_bytes()
     return files
@@ -364,37 +506,69 @@ def _push_scores(api: Any, files: dict[str, bytes], repo_id: str, private: bool)
     url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     existing = api.list_repo_files(repo_id, repo_type="dataset")
     stale = [f for f in existing if f.startswith(f"{FIGURES_DIR}/") and f not in files]
-    ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b)
-                      for p, b in files.items()]
+    ops: list[Any] = [
+        CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in files.items()
+    ]
     ops += [CommitOperationDelete(path_in_repo=p) for p in stale]
-    commit = api.create_commit(repo_id, operations=ops, repo_type="dataset",
-                               commit_message="tp-harness: push run scores")
-    return {"repo_id": repo_id, "url": str(url), "commit": commit.oid, "files": sorted(files),
-            "deleted": stale}
+    commit = api.create_commit(
+        repo_id, operations=ops, repo_type="dataset", commit_message="tp-harness: push run scores"
+    )
+    return {
+        "repo_id": repo_id,
+        "url": str(url),
+        "commit": commit.oid,
+        "files": sorted(files),
+        "deleted": stale,
+    }
 
 
-def _push_tasks(api: Any, run: Path, results: dict[str, Any], tasks_repo_id: str,
-                repo_id: str, private: bool, token: str) -> dict[str, Any]:
+def _push_tasks(
+    api: Any,
+    run: Path,
+    results: dict[str, Any],
+    tasks_repo_id: str,
+    repo_id: str,
+    private: bool,
+    token: str,
+) -> dict[str, Any]:
     import datasets
     from huggingface_hub import CommitOperationAdd
 
     ds = datasets.load_from_disk(str(run / TASKS_DIR))
-    ds.push_to_hub(tasks_repo_id, split=TASKS_SPLIT, private=private, token=token,
-                   commit_message="tp-harness: push sampled tasks")
+    ds.push_to_hub(
+        tasks_repo_id,
+        split=TASKS_SPLIT,
+        private=private,
+        token=token,
+        commit_message="tp-harness: push sampled tasks",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = api.hf_hub_download(tasks_repo_id, CARD_FILE, repo_type="dataset", local_dir=tmp)
         pushed = Path(path).read_text(encoding="utf-8")
     body = tasks_card_body(results, tasks_repo_id, repo_id, len(ds), _endpoint())
     card = merge_tasks_card(pushed, results, body)
-    commit = api.create_commit(tasks_repo_id, repo_type="dataset",
-                               operations=[CommitOperationAdd(CARD_FILE, card.encode())],
-                               commit_message="tp-harness: sampled tasks card")
-    return {"tasks_repo_id": tasks_repo_id, "tasks_url": f"{_endpoint()}/datasets/{tasks_repo_id}",
-            "tasks_commit": commit.oid, "num_task_rows": len(ds)}
+    commit = api.create_commit(
+        tasks_repo_id,
+        repo_type="dataset",
+        operations=[CommitOperationAdd(CARD_FILE, card.encode())],
+        commit_message="tp-harness: sampled tasks card",
+    )
+    return {
+        "tasks_repo_id": tasks_repo_id,
+        "tasks_url": f"{_endpoint()}/datasets/{tasks_repo_id}",
+        "tasks_commit": commit.oid,
+        "num_task_rows": len(ds),
+    }
 
 
-def push_run(results_dir: str | Path, repo_id: str, *, tasks_repo_id: str | None = None,
-             private: bool = False, token: str | None = None) -> dict[str, Any]:
+def push_run(
+    results_dir: str | Path,
+    repo_id: str,
+    *,
+    tasks_repo_id: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+) -> dict[str, Any]:
     """Push a run folder's scores to ``repo_id`` and its sampled tasks to ``tasks_repo_id``.
 
     Both are dataset repos, created if missing (``private`` applies at creation; an
@@ -416,8 +590,9 @@ def push_run(results_dir: str | Path, repo_id: str, *, tasks_repo_id: str | None
     has_tasks = (run / TASKS_DIR).is_dir()
     tasks_id = check_repo_id(tasks_repo_id or default_tasks_repo_id(repo_id), "--tasks-repo-id")
     if tasks_id == repo_id:
-        raise ValueError("--tasks-repo-id must differ from --repo-id (scores and tasks are "
-                         "two dataset repos).")
+        raise ValueError(
+            "--tasks-repo-id must differ from --repo-id (scores and tasks are two dataset repos)."
+        )
     if hub_offline():
         raise _unreachable(repo_id, "HF_HUB_OFFLINE is set")
     tok = resolve_token(token, repo_id)
@@ -434,9 +609,13 @@ def push_run(results_dir: str | Path, repo_id: str, *, tasks_repo_id: str | None
 
 def push_report(info: Mapping[str, Any]) -> str:
     """Two human lines about a :func:`push_run` result."""
-    lines = [f"scores: {info['url']} (commit {str(info['commit'])[:8]}, "
-             f"{len(info['files'])} files, {info['num_scores']} score rows)"]
+    lines = [
+        f"scores: {info['url']} (commit {str(info['commit'])[:8]}, "
+        f"{len(info['files'])} files, {info['num_scores']} score rows)"
+    ]
     if "tasks_url" in info:
-        lines.append(f"tasks:  {info['tasks_url']} (commit {str(info['tasks_commit'])[:8]}, "
-                     f"{info['num_task_rows']} rows)")
+        lines.append(
+            f"tasks:  {info['tasks_url']} (commit {str(info['tasks_commit'])[:8]}, "
+            f"{info['num_task_rows']} rows)"
+        )
     return "\n".join(lines)

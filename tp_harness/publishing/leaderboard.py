@@ -37,17 +37,57 @@ REVISION, MODEL_ID, DATASET, RUN = "revision", "model id", "dataset", "run"
 MODEL_KERNEL, PRIOR_KERNEL = "model kernel", "prior kernel"
 
 #: Every column, in display order.
-COLUMNS = (RANK, MODEL, MODALITY, DATASET, PRIOR, TEMPERATURE, ALIGNMENT, STD, VAR_PER_PAIR, MEAN,
-           VARIANCE, N, PROBE, ACC_MEAN, ACC_STD, ACC_P5, ACC_MIN, GAIN, RANKME, ALPHA_REQ,
-           KTA, REVISION, MODEL_ID, MODEL_KERNEL, PRIOR_KERNEL, RUN)
+COLUMNS = (
+    RANK,
+    MODEL,
+    MODALITY,
+    DATASET,
+    PRIOR,
+    TEMPERATURE,
+    ALIGNMENT,
+    STD,
+    VAR_PER_PAIR,
+    MEAN,
+    VARIANCE,
+    N,
+    PROBE,
+    ACC_MEAN,
+    ACC_STD,
+    ACC_P5,
+    ACC_MIN,
+    GAIN,
+    RANKME,
+    ALPHA_REQ,
+    KTA,
+    REVISION,
+    MODEL_ID,
+    MODEL_KERNEL,
+    PRIOR_KERNEL,
+    RUN,
+)
 #: Columns shown before the user picks others.
-DEFAULT_COLUMNS = (RANK, MODEL, MODALITY, PRIOR, TEMPERATURE, ALIGNMENT, STD, VAR_PER_PAIR,
-                   PROBE, ACC_MEAN, ACC_STD, ACC_P5, RANKME, REVISION)
+DEFAULT_COLUMNS = (
+    RANK,
+    MODEL,
+    MODALITY,
+    PRIOR,
+    TEMPERATURE,
+    ALIGNMENT,
+    STD,
+    VAR_PER_PAIR,
+    PROBE,
+    ACC_MEAN,
+    ACC_STD,
+    ACC_P5,
+    RANKME,
+    REVISION,
+)
 #: A rank is the position by expected alignment among rows sharing these values.
 RANK_GROUP = (DATASET, PRIOR, TEMPERATURE, PROBE)
 
 
 # ----------------------------------------------------------------------------- sources
+
 
 def default_source() -> str | None:
     """The source named by ``$TP_LEADERBOARD_SOURCE`` (``None`` when unset or empty)."""
@@ -59,27 +99,36 @@ def download_repo(repo_id: str, revision: str | None = None) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        folder = snapshot_download(repo_id, repo_type="dataset", revision=revision,
-                                   allow_patterns=[f"*{RESULTS_FILE}", "*.md"])
+        folder = snapshot_download(
+            repo_id,
+            repo_type="dataset",
+            revision=revision,
+            allow_patterns=[f"*{RESULTS_FILE}", "*.md"],
+        )
     except Exception as err:  # offline, missing repo, no auth: one message naming the id
-        raise OSError(f"could not download results repo {repo_id!r} (dataset) from the Hub: "
-                      f"{type(err).__name__}: {err}. If HF_HUB_OFFLINE=1 is set or the machine "
-                      f"is offline, pass a local run folder instead.") from err
+        raise OSError(
+            f"could not download results repo {repo_id!r} (dataset) from the Hub: "
+            f"{type(err).__name__}: {err}. If HF_HUB_OFFLINE=1 is set or the machine "
+            f"is offline, pass a local run folder instead."
+        ) from err
     return Path(folder)
 
 
 def resolve_source(source: str | os.PathLike[str] | None) -> tuple[Path, str]:
     """``(local folder or file, label)`` for a path or a Hub dataset repo id."""
     if source is None or str(source) == "":
-        raise ValueError(f"no results source: pass a run folder or a Hub dataset repo id, "
-                         f"or set ${SOURCE_ENV}.")
+        raise ValueError(
+            f"no results source: pass a run folder or a Hub dataset repo id, or set ${SOURCE_ENV}."
+        )
     path = Path(source).expanduser()
     if path.exists():
         return path, path.resolve().name
     repo_id = str(source).removeprefix("hf://").removeprefix("datasets/")
     if not _REPO_ID.fullmatch(repo_id):
-        raise FileNotFoundError(f"{str(source)!r} is neither an existing folder nor a Hub "
-                                "dataset repo id of the form org/name.")
+        raise FileNotFoundError(
+            f"{str(source)!r} is neither an existing folder nor a Hub "
+            "dataset repo id of the form org/name."
+        )
     return download_repo(repo_id), repo_id
 
 
@@ -91,11 +140,16 @@ def find_runs(root: str | os.PathLike[str]) -> list[Path]:
         return [root.parent]
     if (root / RESULTS_FILE).is_file():
         return [root]
-    found = sorted(p.parent for p in root.rglob(RESULTS_FILE)
-                   if not any(part.startswith(".") for part in p.relative_to(root).parts))
+    found = sorted(
+        p.parent
+        for p in root.rglob(RESULTS_FILE)
+        if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     if not found:
-        raise FileNotFoundError(f"no {RESULTS_FILE} in {root} or its subfolders: pass a run's "
-                                "--output-dir, a folder of runs, or a Hub dataset repo id.")
+        raise FileNotFoundError(
+            f"no {RESULTS_FILE} in {root} or its subfolders: pass a run's "
+            "--output-dir, a folder of runs, or a Hub dataset repo id."
+        )
     return found
 
 
@@ -117,18 +171,20 @@ def load_frame(source: str | os.PathLike[str] | None) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- frame
 
-def _model_meta(models: Sequence[Mapping[str, Any]], name: str,
-                data_modality: str | None) -> dict[str, Any]:
+
+def _model_meta(
+    models: Sequence[Mapping[str, Any]], name: str, data_modality: str | None
+) -> dict[str, Any]:
     """Modality, revision and id of a representation (``base@layerK`` maps to its model)."""
     base = split_layer(name)[0]
     rec: Mapping[str, Any] = next(
         (m for m in models if m.get("name") == name or name in (m.get("outputs") or [])),
-        next((m for m in models if m.get("name") == base), {}))
+        next((m for m in models if m.get("name") == base), {}),
+    )
     modality = rec.get("modality") or data_modality
     if modality is None:
         modality = "image" if rec.get("kind") == "image" else "text"
-    return {MODALITY: modality, REVISION: rec.get("revision"),
-            MODEL_ID: rec.get("model_id", base)}
+    return {MODALITY: modality, REVISION: rec.get("revision"), MODEL_ID: rec.get("model_id", base)}
 
 
 def probe_setting(record: Mapping[str, Any]) -> str:
@@ -139,8 +195,14 @@ def probe_setting(record: Mapping[str, Any]) -> str:
 def _probe_columns(p: Mapping[str, Any] | None) -> dict[str, Any]:
     if p is None:
         return {PROBE: None}
-    return {PROBE: probe_setting(p), ACC_MEAN: p.get("mean"), ACC_STD: p.get("std"),
-            ACC_P5: p.get("p5"), ACC_MIN: p.get("min"), GAIN: p.get("gain_over_majority")}
+    return {
+        PROBE: probe_setting(p),
+        ACC_MEAN: p.get("mean"),
+        ACC_STD: p.get("std"),
+        ACC_P5: p.get("p5"),
+        ACC_MIN: p.get("min"),
+        GAIN: p.get("gain_over_majority"),
+    }
 
 
 def run_rows(results: Mapping[str, Any], run: str = "") -> list[dict[str, Any]]:
@@ -155,14 +217,25 @@ def run_rows(results: Mapping[str, Any], run: str = "") -> list[dict[str, Any]]:
     rows = []
     for s in results.get("scores") or []:
         name, n, b = str(s["model"]), s["n"], baselines.get(str(s["model"]), {})
-        common = {MODEL: name, PRIOR: str(s["prior"]), TEMPERATURE: float(s["temperature"]),
-                  ALIGNMENT: s["mean_per_pair"], STD: s["std"] / n,
-                  VAR_PER_PAIR: s["variance_per_pair"], MEAN: s["mean"],
-                  VARIANCE: s["variance"], N: n, RANKME: b.get("rankme"),
-                  ALPHA_REQ: b.get("alpha_req"), KTA: b.get("kernel_target_alignment"),
-                  DATASET: dataset, MODEL_KERNEL: s.get("model_kernel"),
-                  PRIOR_KERNEL: s.get("prior_kernel"), RUN: run,
-                  **_model_meta(models, name, data.get("modality"))}
+        common = {
+            MODEL: name,
+            PRIOR: str(s["prior"]),
+            TEMPERATURE: float(s["temperature"]),
+            ALIGNMENT: s["mean_per_pair"],
+            STD: s["std"] / n,
+            VAR_PER_PAIR: s["variance_per_pair"],
+            MEAN: s["mean"],
+            VARIANCE: s["variance"],
+            N: n,
+            RANKME: b.get("rankme"),
+            ALPHA_REQ: b.get("alpha_req"),
+            KTA: b.get("kernel_target_alignment"),
+            DATASET: dataset,
+            MODEL_KERNEL: s.get("model_kernel"),
+            PRIOR_KERNEL: s.get("prior_kernel"),
+            RUN: run,
+            **_model_meta(models, name, data.get("modality")),
+        }
         settings: list[Mapping[str, Any] | None] = [*probes.get(name, [])] or [None]
         rows += [{**common, **_probe_columns(p)} for p in settings]
     return rows
@@ -185,13 +258,28 @@ def frame_from_runs(runs: Iterable[tuple[str, Mapping[str, Any]]]) -> pd.DataFra
 
     rows = [r for label, res in runs for r in run_rows(res, label)]
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != RANK])
-    for col in (ALIGNMENT, STD, VAR_PER_PAIR, MEAN, VARIANCE, ACC_MEAN, ACC_STD, ACC_P5,
-                ACC_MIN, GAIN, RANKME, ALPHA_REQ, KTA, TEMPERATURE):
+    for col in (
+        ALIGNMENT,
+        STD,
+        VAR_PER_PAIR,
+        MEAN,
+        VARIANCE,
+        ACC_MEAN,
+        ACC_STD,
+        ACC_P5,
+        ACC_MIN,
+        GAIN,
+        RANKME,
+        ALPHA_REQ,
+        KTA,
+        TEMPERATURE,
+    ):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     return rank_frame(df)
 
 
 # ----------------------------------------------------------------------------- views
+
 
 def choices(df: pd.DataFrame, column: str) -> list[Any]:
     """Sorted distinct non-missing values of ``column`` (filter choices)."""
@@ -209,6 +297,7 @@ def search(df: pd.DataFrame, query: str) -> pd.DataFrame:
 
 def default_probe(df: pd.DataFrame) -> str | None:
     """The probe setting shown first: a linear (ridge) probe when present, fewest classes."""
+
     def key(setting: str) -> tuple[bool, int, str]:
         q = re.search(r"q=(\d+)$", setting)
         return (not setting.startswith("ridge "), int(q[1]) if q else 0, setting)
@@ -222,11 +311,15 @@ def default_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in COLUMNS if c in DEFAULT_COLUMNS or c in extra]
 
 
-def filter_frame(df: pd.DataFrame, query: str = "", modalities: Sequence[str] | None = None,
-                 priors: Sequence[str] | None = None,
-                 temperatures: Sequence[float] | None = None,
-                 probes: Sequence[str] | None = None,
-                 datasets: Sequence[str] | None = None) -> pd.DataFrame:
+def filter_frame(
+    df: pd.DataFrame,
+    query: str = "",
+    modalities: Sequence[str] | None = None,
+    priors: Sequence[str] | None = None,
+    temperatures: Sequence[float] | None = None,
+    probes: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Search, then keep rows whose values are in each given list (``None`` = no filter).
 
     Rows of models without probe results are kept under any probe filter. Ranks are not
@@ -249,8 +342,9 @@ def select_columns(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd
     wanted = set(DEFAULT_COLUMNS if columns is None else columns)
     unknown = wanted - set(COLUMNS)
     if unknown:
-        raise ValueError(f"unknown leaderboard columns {sorted(unknown)}; choose from "
-                         f"{list(COLUMNS)}.")
+        raise ValueError(
+            f"unknown leaderboard columns {sorted(unknown)}; choose from {list(COLUMNS)}."
+        )
     return df[[c for c in COLUMNS if c in wanted and c in df.columns]]
 
 
@@ -280,8 +374,10 @@ def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- figures
 
-def _figure(panels: int, title: str, width: float = 5.0, height: float = 3.8,
-            ncols: int = 2) -> tuple[Figure, list[Any]]:
+
+def _figure(
+    panels: int, title: str, width: float = 5.0, height: float = 3.8, ncols: int = 2
+) -> tuple[Figure, list[Any]]:
     """A titled figure with ``panels`` axes on a grid of at most ``ncols`` columns."""
     from matplotlib.figure import Figure
 
@@ -302,8 +398,9 @@ def _empty(message: str) -> Figure:
     return fig
 
 
-def _panels(rows: pd.DataFrame, keys: Sequence[str],
-            max_panels: int) -> tuple[list[tuple[str, pd.DataFrame]], str]:
+def _panels(
+    rows: pd.DataFrame, keys: Sequence[str], max_panels: int
+) -> tuple[list[tuple[str, pd.DataFrame]], str]:
     """``[(title, rows)]`` per distinct value of ``keys`` (plus ``dataset`` when there are
     several: scores of different datasets do not compare), at most ``max_panels``; and a
     note saying how many were left out."""
@@ -311,8 +408,10 @@ def _panels(rows: pd.DataFrame, keys: Sequence[str],
     groups = list(rows.groupby(keys, dropna=False, sort=True))
     panels = []
     for values, part in groups[:max_panels]:
-        title = "  ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in zip(keys, values, strict=True))
+        title = "  ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in zip(keys, values, strict=True)
+        )
         panels.append((title, part))
     left = len(groups) - len(panels)
     return panels, f" (first {len(panels)} of {len(groups)} panels: filter)" if left else ""
@@ -325,14 +424,20 @@ def alignment_std_figure(df: pd.DataFrame, max_panels: int = 4) -> Figure:
     if rows.empty:
         return _empty("no rows match the filters")
     panels, note = _panels(rows, [PRIOR, TEMPERATURE], max_panels)
-    fig, axes = _figure(len(panels), f"Expected alignment vs std over tasks (right and low is "
-                        f"better){note}")
+    fig, axes = _figure(
+        len(panels), f"Expected alignment vs std over tasks (right and low is better){note}"
+    )
     for ax, (title, sub) in zip(axes, panels, strict=True):
         for modality, part in sub.groupby(MODALITY):
             ax.scatter(part[ALIGNMENT], part[STD], label=str(modality))
         for _, r in sub.iterrows():
-            ax.annotate(str(r[MODEL]), (r[ALIGNMENT], r[STD]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+            ax.annotate(
+                str(r[MODEL]),
+                (r[ALIGNMENT], r[STD]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
         ax.margins(0.15)
         ax.set_xlabel("expected alignment  E[Tr(MG)] / n²")
         ax.set_ylabel("std  std[Tr(MG)] / n")
@@ -341,8 +446,9 @@ def alignment_std_figure(df: pd.DataFrame, max_panels: int = 4) -> Figure:
     return fig
 
 
-def layer_figure(df: pd.DataFrame,
-                 metrics: Sequence[str] = (ALIGNMENT, STD, ACC_MEAN, RANKME)) -> Figure:
+def layer_figure(
+    df: pd.DataFrame, metrics: Sequence[str] = (ALIGNMENT, STD, ACC_MEAN, RANKME)
+) -> Figure:
     """Per-layer curves of ``metrics`` for every layered model (``base@layerK`` rows), one
     line per base model and prior x temperature."""
     rows = df.drop_duplicates([RUN, DATASET, MODEL, PRIOR, TEMPERATURE]).copy()
@@ -364,8 +470,12 @@ def layer_figure(df: pd.DataFrame,
         ax.set_xlabel("layer")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(metric, fontsize=9)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=8,
-               ncols=min(3, len(axes[0].get_lines())))
+    fig.legend(
+        *axes[0].get_legend_handles_labels(),
+        loc="outside lower center",
+        fontsize=8,
+        ncols=min(3, len(axes[0].get_lines())),
+    )
     return fig
 
 
@@ -376,13 +486,18 @@ def probe_figure(df: pd.DataFrame, max_panels: int = 4) -> Figure:
     if rows.empty:
         return _empty("no probe results in the selection")
     panels, note = _panels(rows, [PROBE], max_panels)
-    fig, axes = _figure(len(panels), f"Probe accuracy over sampled tasks{note}",
-                        width=max(5.0, 0.5 * rows[MODEL].nunique() + 2), height=4.2)
+    fig, axes = _figure(
+        len(panels),
+        f"Probe accuracy over sampled tasks{note}",
+        width=max(5.0, 0.5 * rows[MODEL].nunique() + 2),
+        height=4.2,
+    )
     for ax, (title, part) in zip(axes, panels, strict=True):
         sub = part.sort_values(ACC_MEAN, ascending=False)
         x = list(range(len(sub)))
-        ax.errorbar(x, sub[ACC_MEAN], yerr=sub[ACC_STD].fillna(0.0), fmt="o", capsize=4,
-                    label="mean ± std")
+        ax.errorbar(
+            x, sub[ACC_MEAN], yerr=sub[ACC_STD].fillna(0.0), fmt="o", capsize=4, label="mean ± std"
+        )
         ax.scatter(x, sub[ACC_P5], marker="v", label="5th percentile")
         ax.scatter(x, sub[ACC_MIN], marker="x", label="worst task")
         ax.set_xlim(-0.5, len(x) - 0.5)

@@ -72,23 +72,37 @@ def _csv_path() -> Path:
     return Path(tempfile.mkdtemp(prefix="tp-leaderboard-")) / "leaderboard.csv"
 
 
-def views(frame: pd.DataFrame, query: str, datasets: list[str] | None,
-          modalities: list[str] | None, priors: list[str] | None,
-          temperatures: list[float] | None, probe: str | None,
-          columns: list[str] | None) -> tuple[Any, ...]:
+def views(
+    frame: pd.DataFrame,
+    query: str,
+    datasets: list[str] | None,
+    modalities: list[str] | None,
+    priors: list[str] | None,
+    temperatures: list[float] | None,
+    probe: str | None,
+    columns: list[str] | None,
+) -> tuple[Any, ...]:
     """Table, CSV path and the three figures for one set of widget values."""
-    shown = lb.filter_frame(frame, query or "", modalities, priors, temperatures,
-                            [probe] if probe else None, datasets)
+    shown = lb.filter_frame(
+        frame, query or "", modalities, priors, temperatures, [probe] if probe else None, datasets
+    )
     table = lb.select_columns(shown, columns or [lb.MODEL])
-    return (lb.display_frame(table), str(lb.to_csv(table, _csv_path())),
-            lb.alignment_std_figure(shown), lb.layer_figure(shown), lb.probe_figure(shown))
+    return (
+        lb.display_frame(table),
+        str(lb.to_csv(table, _csv_path())),
+        lb.alignment_std_figure(shown),
+        lb.layer_figure(shown),
+        lb.probe_figure(shown),
+    )
 
 
 def _header(frame: pd.DataFrame, source: str) -> str:
     datasets = ", ".join(f"`{d}`" for d in lb.choices(frame, lb.DATASET))
-    return (f"# {TITLE}\n\nSource `{source}`: {frame[lb.RUN].nunique()} run(s), "
-            f"{frame[lb.MODEL].nunique()} model(s), dataset(s) {datasets}. "
-            "See the About tab for what the numbers mean.")
+    return (
+        f"# {TITLE}\n\nSource `{source}`: {frame[lb.RUN].nunique()} run(s), "
+        f"{frame[lb.MODEL].nunique()} model(s), dataset(s) {datasets}. "
+        "See the About tab for what the numbers mean."
+    )
 
 
 def build_app(source: str | os.PathLike[str] | pd.DataFrame | None = None) -> gr.Blocks:
@@ -98,42 +112,62 @@ def build_app(source: str | os.PathLike[str] | pd.DataFrame | None = None) -> gr
     import pandas as pd
 
     name = "frame" if isinstance(source, pd.DataFrame) else str(source or lb.default_source())
-    frame = source if isinstance(source, pd.DataFrame) else lb.load_frame(
-        source or lb.default_source())
+    frame = (
+        source if isinstance(source, pd.DataFrame) else lb.load_frame(source or lb.default_source())
+    )
     probes = lb.choices(frame, lb.PROBE)
     with gr.Blocks(title="tp-harness leaderboard") as app:
         gr.Markdown(_header(frame, name))
         with gr.Tab("Leaderboard"):
             with gr.Row():
-                query = gr.Textbox(label="Search models", placeholder="e.g. minilm, dim=16",
-                                   elem_id="lb-search", scale=2)
-                probe = gr.Dropdown(probes, value=lb.default_probe(frame),
-                                    label="Probe setting", elem_id="lb-probe")
+                query = gr.Textbox(
+                    label="Search models",
+                    placeholder="e.g. minilm, dim=16",
+                    elem_id="lb-search",
+                    scale=2,
+                )
+                probe = gr.Dropdown(
+                    probes, value=lb.default_probe(frame), label="Probe setting", elem_id="lb-probe"
+                )
             with gr.Row():
                 dataset = _checkboxes(frame, lb.DATASET, "Dataset", "lb-dataset")
                 modality = _checkboxes(frame, lb.MODALITY, "Modality", "lb-modality")
                 prior = _checkboxes(frame, lb.PRIOR, "Prior", "lb-prior")
                 temperature = gr.CheckboxGroup(
                     [(f"{t:g}", t) for t in lb.choices(frame, lb.TEMPERATURE)],
-                    value=lb.choices(frame, lb.TEMPERATURE), label="Temperature T",
-                    elem_id="lb-temperature")
-            columns = gr.Dropdown(list(lb.COLUMNS), value=lb.default_columns(frame),
-                                  multiselect=True, label="Columns", elem_id="lb-columns")
+                    value=lb.choices(frame, lb.TEMPERATURE),
+                    label="Temperature T",
+                    elem_id="lb-temperature",
+                )
+            columns = gr.Dropdown(
+                list(lb.COLUMNS),
+                value=lb.default_columns(frame),
+                multiselect=True,
+                label="Columns",
+                elem_id="lb-columns",
+            )
             table = gr.Dataframe(interactive=False, elem_id="lb-table", max_height=600)
             download = gr.DownloadButton("Download CSV", elem_id="lb-download")
         with gr.Tab("Plots"):
             align, layers, accuracy = (
                 gr.Plot(label=label, show_label=False, format="png", elem_id=f"plot-{key}")
-                for key, label in (("alignment", "Expected alignment vs std"),
-                                   ("layers", "Per-layer curves"),
-                                   ("probes", "Probe accuracy over sampled tasks")))
+                for key, label in (
+                    ("alignment", "Expected alignment vs std"),
+                    ("layers", "Per-layer curves"),
+                    ("probes", "Probe accuracy over sampled tasks"),
+                )
+            )
         with gr.Tab("About"):
             gr.Markdown(ABOUT, elem_id="lb-about")
         inputs = [query, dataset, modality, prior, temperature, probe, columns]
         outputs = [table, download, align, layers, accuracy]
-        gr.on([app.load, *(c.change for c in inputs)],
-              lambda *values: views(frame, *values), inputs, outputs,
-              trigger_mode="always_last")  # quick clicks: the last state always wins
+        gr.on(
+            [app.load, *(c.change for c in inputs)],
+            lambda *values: views(frame, *values),
+            inputs,
+            outputs,
+            trigger_mode="always_last",
+        )  # quick clicks: the last state always wins
     return app
 
 

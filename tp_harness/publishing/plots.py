@@ -51,8 +51,9 @@ def mean_std_scatter(scores: Sequence[Mapping[str, Any]], path: str | Path) -> P
     return _save(fig, path)
 
 
-def accuracy_distributions(accuracies: Mapping[str, np.ndarray], path: str | Path,
-                           title: str = "") -> Path:
+def accuracy_distributions(
+    accuracies: Mapping[str, np.ndarray], path: str | Path, title: str = ""
+) -> Path:
     """Box plot of per-task probe accuracy for each model."""
     plt = _pyplot()
     names = list(accuracies)
@@ -64,8 +65,9 @@ def accuracy_distributions(accuracies: Mapping[str, np.ndarray], path: str | Pat
     return _save(fig, path)
 
 
-def layer_curves(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
-                 path: str | Path) -> Path | None:
+def layer_curves(
+    rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], path: str | Path
+) -> Path | None:
     """Per-layer curves of ``metrics`` for every layered model; ``None`` if there is none.
 
     ``rows`` are records with ``model`` (``base@layerK``) and the metric keys.

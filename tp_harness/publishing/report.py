@@ -10,8 +10,12 @@ def _fmt(v: Any, spec: str = ".4g") -> str:
     return "" if v is None else format(v, spec) if isinstance(v, (int, float)) else str(v)
 
 
-def ranked_rows(scores: Sequence[Mapping[str, Any]], probes: Sequence[Mapping[str, Any]],
-                prior: str, temperature: float) -> list[dict[str, Any]]:
+def ranked_rows(
+    scores: Sequence[Mapping[str, Any]],
+    probes: Sequence[Mapping[str, Any]],
+    prior: str,
+    temperature: float,
+) -> list[dict[str, Any]]:
     """Score records of one prior x temperature, ranked by mean per pair, with probe means joined.
 
     Probe columns take the first probe record of each model (first class count, first probe).
@@ -37,9 +41,14 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[st
     return "\n".join([head, sep, *body])
 
 
-SCORE_COLUMNS = [("rank", "rank"), ("model", "model"), ("mean_per_pair", "E[Tr(MG)]/n²"),
-                 ("std_per_n", "std/n"), ("probe_accuracy_mean", "probe acc"),
-                 ("probe_accuracy_p5", "probe acc p5")]
+SCORE_COLUMNS = [
+    ("rank", "rank"),
+    ("model", "model"),
+    ("mean_per_pair", "E[Tr(MG)]/n²"),
+    ("std_per_n", "std/n"),
+    ("probe_accuracy_mean", "probe acc"),
+    ("probe_accuracy_p5", "probe acc p5"),
+]
 
 
 def ranked_tables(results: Mapping[str, Any]) -> str:
@@ -56,30 +65,60 @@ def ranked_tables(results: Mapping[str, Any]) -> str:
 def summary_markdown(results: Mapping[str, Any]) -> str:
     """The ``summary.md`` of a run: setup, ranked tables, probes, correlations, timings."""
     cfg, data = results["config"], results.get("data", {})
-    lines = [f"# tp-harness run: {cfg.get('name', 'run')}", "",
-             f"- dataset: `{data.get('dataset', cfg.get('dataset'))}` (n = {data.get('n')})",
-             f"- models: {', '.join(f'`{m}`' for m in cfg.get('models', []))}",
-             f"- priors: {', '.join(f'`{p}`' for p in cfg.get('priors', []))}",
-             f"- temperatures: {cfg.get('temperatures')}; kernels: model "
-             f"`{cfg.get('model_kernel')}`, prior `{cfg.get('prior_kernel')}`, "
-             f"normalize `{cfg.get('normalize')}`", "", "## Closed-form scores", "",
-             ranked_tables(results)]
+    lines = [
+        f"# tp-harness run: {cfg.get('name', 'run')}",
+        "",
+        f"- dataset: `{data.get('dataset', cfg.get('dataset'))}` (n = {data.get('n')})",
+        f"- models: {', '.join(f'`{m}`' for m in cfg.get('models', []))}",
+        f"- priors: {', '.join(f'`{p}`' for p in cfg.get('priors', []))}",
+        f"- temperatures: {cfg.get('temperatures')}; kernels: model "
+        f"`{cfg.get('model_kernel')}`, prior `{cfg.get('prior_kernel')}`, "
+        f"normalize `{cfg.get('normalize')}`",
+        "",
+        "## Closed-form scores",
+        "",
+        ranked_tables(results),
+    ]
     if results.get("probes"):
-        cols = [("model", "model"), ("num_classes", "q"), ("probe", "probe"), ("mean", "mean"),
-                ("std", "std"), ("p5", "p5"), ("min", "min"),
-                ("gain_over_majority", "gain vs majority")]
+        cols = [
+            ("model", "model"),
+            ("num_classes", "q"),
+            ("probe", "probe"),
+            ("mean", "mean"),
+            ("std", "std"),
+            ("p5", "p5"),
+            ("min", "min"),
+            ("gain_over_majority", "gain vs majority"),
+        ]
         lines += ["## Probes on sampled tasks", "", markdown_table(results["probes"], cols), ""]
     if results.get("correlations"):
-        cols = [("prior", "prior"), ("temperature", "T"), ("num_classes", "q"),
-                ("probe", "probe"), ("x", "closed form"), ("y", "probe"), ("pearson", "Pearson"),
-                ("pearson_ci", "95% CI"), ("spearman", "Spearman"), ("spearman_ci", "95% CI")]
-        rows = [dict(c, pearson_ci=_ci(c["pearson_ci"]), spearman_ci=_ci(c["spearman_ci"]))
-                for c in results["correlations"]]
+        cols = [
+            ("prior", "prior"),
+            ("temperature", "T"),
+            ("num_classes", "q"),
+            ("probe", "probe"),
+            ("x", "closed form"),
+            ("y", "probe"),
+            ("pearson", "Pearson"),
+            ("pearson_ci", "95% CI"),
+            ("spearman", "Spearman"),
+            ("spearman_ci", "95% CI"),
+        ]
+        rows = [
+            dict(c, pearson_ci=_ci(c["pearson_ci"]), spearman_ci=_ci(c["spearman_ci"]))
+            for c in results["correlations"]
+        ]
         lines += ["## Closed form vs probes (across models)", "", markdown_table(rows, cols), ""]
     if results.get("timings"):
-        lines += ["## Timings (s)", "", markdown_table(
-            [{"stage": k, "seconds": v} for k, v in results["timings"].items()],
-            [("stage", "stage"), ("seconds", "seconds")]), ""]
+        lines += [
+            "## Timings (s)",
+            "",
+            markdown_table(
+                [{"stage": k, "seconds": v} for k, v in results["timings"].items()],
+                [("stage", "stage"), ("seconds", "seconds")],
+            ),
+            "",
+        ]
     return "\n".join(lines)
 
 

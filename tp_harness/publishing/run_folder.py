@@ -17,8 +17,9 @@ TASKS_DIR = "tasks"
 FIGURES_DIR = "figures"
 
 
-def tasks_dataset(task_arrays: dict[int, np.ndarray], example_ids: np.ndarray,
-                  settings: list[dict[str, Any]]) -> Any:
+def tasks_dataset(
+    task_arrays: dict[int, np.ndarray], example_ids: np.ndarray, settings: list[dict[str, Any]]
+) -> Any:
     """Long-format ``datasets.Dataset``: one row per (task, example).
 
     Columns ``example_id`` (row index in the source dataset), ``task_id`` (global over
@@ -27,8 +28,12 @@ def tasks_dataset(task_arrays: dict[int, np.ndarray], example_ids: np.ndarray,
     """
     import datasets
 
-    cols: dict[str, list[np.ndarray]] = {"example_id": [], "task_id": [], "num_classes": [],
-                                         "label": []}
+    cols: dict[str, list[np.ndarray]] = {
+        "example_id": [],
+        "task_id": [],
+        "num_classes": [],
+        "label": [],
+    }
     offset = 0
     for q, t in task_arrays.items():
         s, n = t.shape
@@ -38,8 +43,9 @@ def tasks_dataset(task_arrays: dict[int, np.ndarray], example_ids: np.ndarray,
         cols["label"].append(t.reshape(-1).astype(np.int64))
         offset += s
     table = {k: np.concatenate(v) for k, v in cols.items()}
-    info = datasets.DatasetInfo(description=json.dumps({"sampler": settings}),
-                                homepage="https://github.com/tp-harness")
+    info = datasets.DatasetInfo(
+        description=json.dumps({"sampler": settings}), homepage="https://github.com/tp-harness"
+    )
     return datasets.Dataset.from_dict(table, info=info)
 
 
@@ -54,13 +60,18 @@ def write_figures(results: Results, folder: Path) -> list[str]:
     acc = results.task_accuracies
     for q, probe in sorted({(k[1], k[2]) for k in acc}):
         per_model = {k[0]: v for k, v in acc.items() if k[1] == q and k[2] == probe}
-        written.append(plots.accuracy_distributions(
-            per_model, folder / f"accuracy_q{q}_{probe}.png",
-            title=f"{probe} probes on {len(next(iter(per_model.values())))} sampled "
-                  f"{q}-class tasks"))
+        written.append(
+            plots.accuracy_distributions(
+                per_model,
+                folder / f"accuracy_q{q}_{probe}.png",
+                title=f"{probe} probes on {len(next(iter(per_model.values())))} sampled "
+                f"{q}-class tasks",
+            )
+        )
     rows = _layer_rows(results)
-    layer_fig = plots.layer_curves(rows, ["mean_per_pair", "std_per_n", "probe_accuracy",
-                                          "rankme"], folder / "layers.png")
+    layer_fig = plots.layer_curves(
+        rows, ["mean_per_pair", "std_per_n", "probe_accuracy", "rankme"], folder / "layers.png"
+    )
     if layer_fig is not None:
         written.append(layer_fig)
     return [str(p) for p in written]
@@ -74,8 +85,11 @@ def _layer_rows(results: Results) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for s in results.scores:
         if s["prior"] == first["prior"] and s["temperature"] == first["temperature"]:
-            rows[s["model"]] = {"model": s["model"], "mean_per_pair": s["mean_per_pair"],
-                                "std_per_n": s["std"] / s["n"]}
+            rows[s["model"]] = {
+                "model": s["model"],
+                "mean_per_pair": s["mean_per_pair"],
+                "std_per_n": s["std"] / s["n"],
+            }
     for p in results.probes:
         rows.get(p["model"], {}).setdefault("probe_accuracy", p["mean"])
     for b in results.baselines:

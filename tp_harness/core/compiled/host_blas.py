@@ -63,8 +63,10 @@ def syrk(m: np.ndarray, workers: int) -> np.ndarray:
     """
     ctl = _controller()
     if ctl is None:
-        raise RuntimeError("threadpoolctl finds no BLAS of numpy's that it can limit to "
-                           "one thread; use torch for the Gram.")
+        raise RuntimeError(
+            "threadpoolctl finds no BLAS of numpy's that it can limit to "
+            "one thread; use torch for the Gram."
+        )
     n = m.shape[0]
     parts = max(1, min(int(workers), n))
     edges = [n * k // parts for k in range(parts + 1)]
@@ -77,4 +79,3 @@ def syrk(m: np.ndarray, workers: int) -> np.ndarray:
     for g in grams[1:]:
         out += g
     return out
-

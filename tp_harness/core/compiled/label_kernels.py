@@ -30,8 +30,15 @@ def label_counts(labels: np.ndarray, q: int, out: np.ndarray) -> int:
 
 
 @njit(parallel=True)
-def split_columns(labels: np.ndarray, train: np.ndarray, test: np.ndarray, q: int,
-                  y_train: np.ndarray, y_test: np.ndarray, counts: np.ndarray) -> int:
+def split_columns(
+    labels: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    q: int,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    counts: np.ndarray,
+) -> int:
     """``labels[:, train]``, ``labels[:, test]`` and the train label counts, in one pass.
 
     labels (S, n); train (m1,), test (m2,) int64; y_train (S, m1), y_test (S, m2),

@@ -43,16 +43,25 @@ def _make_prefetch() -> Callable[..., Any]:
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             aryty = signature.args[0]
             ary = context.make_array(aryty)(context, builder, args[0])
-            idx = [context.cast(builder, v, t, types.intp)
-                   for v, t in zip(args[1:], signature.args[1:], strict=True)]
+            idx = [
+                context.cast(builder, v, t, types.intp)
+                for v, t in zip(args[1:], signature.args[1:], strict=True)
+            ]
             ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx, wraparound=False)
             i8p = ir.IntType(8).as_pointer()
             i32 = ir.IntType(32)
             fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
             fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
             # read access, locality 2 (keep in L2), data cache
-            builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0),
-                              ir.Constant(i32, 2), ir.Constant(i32, 1)])
+            builder.call(
+                fn,
+                [
+                    builder.bitcast(ptr, i8p),
+                    ir.Constant(i32, 0),
+                    ir.Constant(i32, 2),
+                    ir.Constant(i32, 1),
+                ],
+            )
             return context.get_dummy_value()
 
         return sig, codegen

@@ -19,8 +19,7 @@ _ACC_BYTES = 3 << 20  # sums of one block of tasks (L3 resident; 2-4 MiB measure
 _MAX_JOINT = 128  # largest number of joint classes of a group of tasks
 
 
-def plan_groups(q: int, p: int, itemsize: int, num_tasks: int,
-                workers: int) -> tuple[int, int]:
+def plan_groups(q: int, p: int, itemsize: int, num_tasks: int, workers: int) -> tuple[int, int]:
     """(G, B): tasks per group and groups per block for :func:`class_sums`.
 
     A group of ``G`` tasks has ``q^G <= 128`` joint classes, so one pass adds each row
@@ -36,8 +35,9 @@ def plan_groups(q: int, p: int, itemsize: int, num_tasks: int,
         g += 1
     b = min(max(1, _ACC_BYTES // (q**g * p * itemsize)), 64)
     groups = max(1, -(-num_tasks // g))  # one worker: every size ties, the largest wins
-    return g, min(range(max(1, b // 2), b + 1), key=lambda size: (
-        _busiest(groups, size, workers), -size))
+    return g, min(
+        range(max(1, b // 2), b + 1), key=lambda size: (_busiest(groups, size, workers), -size)
+    )
 
 
 def _busiest(groups: int, size: int, workers: int) -> int:
@@ -57,8 +57,9 @@ def _add_row(acc: np.ndarray, offset: int, j: int, row: np.ndarray) -> None:
 
 
 @njit(inline="always")
-def _joint_labels(labels: np.ndarray, s0: int, s1: int, group: int, q: int,
-                  joint: np.ndarray) -> int:
+def _joint_labels(
+    labels: np.ndarray, s0: int, s1: int, group: int, q: int, joint: np.ndarray
+) -> int:
     """``joint[i, g]``: row i's joint class in group g of tasks s0..s1-1 (-1: bad label).
 
     Returns how many (row, group) pairs hold a label outside ``0..q-1``.
@@ -78,10 +79,9 @@ def _joint_labels(labels: np.ndarray, s0: int, s1: int, group: int, q: int,
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _accumulate(m: np.ndarray, joint: np.ndarray, ng: int, joint_q: int,
-                acc: np.ndarray) -> None:
+def _accumulate(m: np.ndarray, joint: np.ndarray, ng: int, joint_q: int, acc: np.ndarray) -> None:
     """``acc[g·q^G + joint[i, g]] += m[i]`` for all rows and groups, two groups a pass."""
-    acc[:ng * joint_q] = 0
+    acc[: ng * joint_q] = 0
     for i in range(m.shape[0]):
         row = m[i]
         for g in range(0, ng - 1, 2):
@@ -100,14 +100,15 @@ def _accumulate(m: np.ndarray, joint: np.ndarray, ng: int, joint_q: int,
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _marginals(acc: np.ndarray, s0: int, s1: int, group: int, q: int, joint_q: int,
-               out: np.ndarray) -> None:
+def _marginals(
+    acc: np.ndarray, s0: int, s1: int, group: int, q: int, joint_q: int, out: np.ndarray
+) -> None:
     """Each task's class sums as sums of its group's joint sums, into ``out``."""
     for g in range((s1 - s0 + group - 1) // group):
         first = s0 + g * group
         size = min(s1, first + group) - first
         for t in range(size):
-            dst = out[(first + t) * q:(first + t + 1) * q]
+            dst = out[(first + t) * q : (first + t + 1) * q]
             dst[:] = 0
             div = q ** (size - 1 - t)
             for j in range(q**size):
@@ -118,8 +119,15 @@ def _marginals(acc: np.ndarray, s0: int, s1: int, group: int, q: int, joint_q: i
 
 
 @njit(parallel=True, fastmath=FASTMATH)
-def class_sums(m: np.ndarray, labels: np.ndarray, q: int, group: int, groups: int,
-               workers: int, out: np.ndarray) -> int:
+def class_sums(
+    m: np.ndarray,
+    labels: np.ndarray,
+    q: int,
+    group: int,
+    groups: int,
+    workers: int,
+    out: np.ndarray,
+) -> int:
     """``out[s·q + c] = Σ_{i: labels[s, i] = c} m[i]``. m (n, p), labels (S, n), out (S·q, p).
 
     Tasks are taken ``group`` at a time: row ``i`` is added once, to the sum of its
@@ -148,9 +156,18 @@ def class_sums(m: np.ndarray, labels: np.ndarray, q: int, group: int, groups: in
 
 
 @njit(parallel=True, fastmath=FASTMATH)
-def argmax_checked(products: np.ndarray, bias: np.ndarray, q: int, slack: np.ndarray,
-                   slack_task: np.ndarray, x: np.ndarray, coef: np.ndarray,
-                   intercept: np.ndarray, row0: int, out: np.ndarray) -> int:
+def argmax_checked(
+    products: np.ndarray,
+    bias: np.ndarray,
+    q: int,
+    slack: np.ndarray,
+    slack_task: np.ndarray,
+    x: np.ndarray,
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    row0: int,
+    out: np.ndarray,
+) -> int:
     """Argmax over classes per (example, task), float64-exact. Returns how many were redone.
 
     Scores are ``products + bias`` in float32: products (m', S·q) for examples
@@ -194,8 +211,7 @@ _MEAN_BLOCK = 64  # rows summed in order before a block sum joins the total
 
 
 @njit(parallel=True, fastmath=FASTMATH)
-def gather_centered(x: np.ndarray, rows: np.ndarray, out: np.ndarray,
-                    workers: int) -> np.ndarray:
+def gather_centered(x: np.ndarray, rows: np.ndarray, out: np.ndarray, workers: int) -> np.ndarray:
     """``out[i] = x[rows[i]] - μ`` in float64, μ the mean of those rows. Returns μ (d,).
 
     x (n, d) float32/float64, rows (m,) int64, out (m, d) float64. μ is summed in

@@ -140,8 +140,9 @@ def _draw(logits: np.ndarray, cdf: np.ndarray, u: float) -> int:
 
 
 @njit(parallel=True, fastmath=FASTMATH)
-def prefix_pass(z: np.ndarray, order_keys: np.ndarray, draw_keys: np.ndarray, q: int,
-                labels: np.ndarray) -> None:
+def prefix_pass(
+    z: np.ndarray, order_keys: np.ndarray, draw_keys: np.ndarray, q: int, labels: np.ndarray
+) -> None:
     """Algorithm 1 for ``S`` tasks, in place. z (n, r), keys (S,) uint64, labels (S, n).
 
     Task ``s`` visits the examples in the order ``argsort(bits(order_keys[s]))`` and
@@ -192,8 +193,14 @@ def _row_norms(z: np.ndarray) -> np.ndarray:
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _sweep_task(in_order: np.ndarray, own: np.ndarray, scan: np.ndarray, u: np.ndarray,
-                labels: np.ndarray, u_sum: np.ndarray) -> None:
+def _sweep_task(
+    in_order: np.ndarray,
+    own: np.ndarray,
+    scan: np.ndarray,
+    u: np.ndarray,
+    labels: np.ndarray,
+    u_sum: np.ndarray,
+) -> None:
     """One heat-bath sweep of one task: visit ``t`` updates site ``scan[t]`` with
     uniform ``u[t]``; labels (n,) and class sums u_sum (q, r) updated in place."""
     q = u_sum.shape[0]
@@ -213,8 +220,9 @@ def _sweep_task(in_order: np.ndarray, own: np.ndarray, scan: np.ndarray, u: np.n
 
 
 @njit(parallel=True, fastmath=FASTMATH)
-def gibbs_sweeps(z: np.ndarray, labels: np.ndarray, draw_keys: np.ndarray,
-                 scans: np.ndarray, q: int) -> None:
+def gibbs_sweeps(
+    z: np.ndarray, labels: np.ndarray, draw_keys: np.ndarray, scans: np.ndarray, q: int
+) -> None:
     """Heat-bath sweeps on the Potts measure for ``S`` tasks, in place.
 
     z (n, r) scaled so that ``z_i · z_j = 2 K_ij / T``; labels (S, n); draw_keys (S,);

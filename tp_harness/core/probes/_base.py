@@ -28,8 +28,14 @@ def _check_alpha(alpha: float, *, positive: bool = False) -> float:
     return a
 
 
-def as_tasks(tasks: ArrayLike, n: int | None = None, *, num_classes: int | None = None,
-             device: torch.device | None = None, name: str = "tasks") -> tuple[torch.Tensor, int]:
+def as_tasks(
+    tasks: ArrayLike,
+    n: int | None = None,
+    *,
+    num_classes: int | None = None,
+    device: torch.device | None = None,
+    name: str = "tasks",
+) -> tuple[torch.Tensor, int]:
     """Check integer task labels: (S, n) or (n,) -> ((S, n) LongTensor, q).
 
     ``q`` is ``num_classes`` or, if ``None``, ``max label + 1``. Labels must be ``>= 0``.
@@ -42,8 +48,10 @@ def as_tasks(tasks: ArrayLike, n: int | None = None, *, num_classes: int | None 
             raise ValueError(f"{name} must hold integer class labels; got non-integer values.")
     t = t.long().reshape(-1, t.shape[-1])
     if n is not None and t.shape[1] != n:
-        raise ValueError(f"{name} has {t.shape[1]} examples per task but features has {n} "
-                         "rows; both must describe the same examples in the same order.")
+        raise ValueError(
+            f"{name} has {t.shape[1]} examples per task but features has {n} "
+            "rows; both must describe the same examples in the same order."
+        )
     lo, hi = (int(v) for v in torch.aminmax(t))  # one pass
     if lo < 0:
         raise ValueError(f"{name} must hold labels 0..q-1; found {lo}.")
@@ -60,8 +68,13 @@ def _ndim(a: ArrayLike) -> int:
     return int(a.ndim) if hasattr(a, "ndim") else int(np.ndim(a))
 
 
-def majority_rate(train_tasks: torch.Tensor, test_tasks: torch.Tensor, q: int, *,
-                  train_counts: torch.Tensor | None = None) -> torch.Tensor:
+def majority_rate(
+    train_tasks: torch.Tensor,
+    test_tasks: torch.Tensor,
+    q: int,
+    *,
+    train_counts: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Test accuracy of predicting each task's most frequent train class. -> (S,) float64.
 
     Ties between train classes go to the smallest label. ``train_counts`` (S, q): the
@@ -69,8 +82,10 @@ def majority_rate(train_tasks: torch.Tensor, test_tasks: torch.Tensor, q: int, *
     """
     counts = class_counts(train_tasks, q) if train_counts is None else train_counts
     if counts.shape != (train_tasks.shape[0], q):
-        raise ValueError(f"train_counts has shape {tuple(counts.shape)}; it must be "
-                         f"(num_tasks, q) = ({train_tasks.shape[0]}, {q}).")
+        raise ValueError(
+            f"train_counts has shape {tuple(counts.shape)}; it must be "
+            f"(num_tasks, q) = ({train_tasks.shape[0]}, {q})."
+        )
     majority = counts.argmax(dim=1, keepdim=True)  # (S, 1)
     return (test_tasks == majority).double().mean(dim=1)
 
@@ -100,12 +115,14 @@ class _TaskProbe:
 
     def _check_x(self, x: ArrayLike) -> torch.Tensor:
         if not hasattr(self, "n_features_in_"):
-            raise RuntimeError(f"This {type(self).__name__} is not fitted yet; "
-                               "call fit(x, tasks) first.")
+            raise RuntimeError(
+                f"This {type(self).__name__} is not fitted yet; call fit(x, tasks) first."
+            )
         xt = as_tensor(x, "x", device=self._device).to(self._dtype)
         if xt.shape[1] != self.n_features_in_:
-            raise ValueError(f"x has {xt.shape[1]} features; the probe was fitted on "
-                             f"{self.n_features_in_}.")
+            raise ValueError(
+                f"x has {xt.shape[1]} features; the probe was fitted on {self.n_features_in_}."
+            )
         return xt
 
     def _remember(self, x: torch.Tensor, q: int, dtype: torch.dtype) -> None:
@@ -114,16 +131,35 @@ class _TaskProbe:
         if not hasattr(self, "_single"):
             self._single = False
 
-    def _fit(self: _P, x: torch.Tensor, y: torch.Tensor, q: int, *,
-             overwrite_x: bool = False, class_counts: torch.Tensor | None = None) -> _P:
+    def _fit(
+        self: _P,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        q: int,
+        *,
+        overwrite_x: bool = False,
+        class_counts: torch.Tensor | None = None,
+    ) -> _P:
         raise NotImplementedError
 
-    def _fit_rows(self: _P, x: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, q: int, *,
-                  class_counts: torch.Tensor | None = None) -> _P:
+    def _fit_rows(
+        self: _P,
+        x: torch.Tensor,
+        rows: torch.Tensor,
+        y: torch.Tensor,
+        q: int,
+        *,
+        class_counts: torch.Tensor | None = None,
+    ) -> _P:
         """``_fit`` on ``x[rows]`` (checked inputs). Probes override it to fuse the row
         gather into their fit."""
-        return self._fit(x[rows], y, q, overwrite_x=True,  # x[rows] is a private copy
-                         class_counts=class_counts)
+        return self._fit(
+            x[rows],
+            y,
+            q,
+            overwrite_x=True,  # x[rows] is a private copy
+            class_counts=class_counts,
+        )
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

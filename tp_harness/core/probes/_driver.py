@@ -42,8 +42,11 @@ from ._knn import KNNProbe
 from ._logistic import LogisticProbe
 from ._ridge import RidgeProbe
 
-PROBES: dict[str, type[_TaskProbe]] = {"ridge": RidgeProbe, "knn": KNNProbe,
-                                       "logistic": LogisticProbe}
+PROBES: dict[str, type[_TaskProbe]] = {
+    "ridge": RidgeProbe,
+    "knn": KNNProbe,
+    "logistic": LogisticProbe,
+}
 """The probe registry: name -> estimator class. Config, CLI choices and tests read it."""
 
 
@@ -59,8 +62,9 @@ def _check_test_fraction(test_fraction: float) -> float:
     return f
 
 
-def train_test_indices(n: int, test_fraction: float = 0.25,
-                       seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def train_test_indices(
+    n: int, test_fraction: float = 0.25, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One seeded random split of ``range(n)``: sorted (train, test) LongTensors.
 
     ``n_test = ceil(test_fraction · n)`` as in sklearn's ``train_test_split``. Not
@@ -70,13 +74,16 @@ def train_test_indices(n: int, test_fraction: float = 0.25,
     seed = check_positive_int(seed, "seed", minimum=0)
     n_test = math.ceil(f * n)
     if n_test < 2 or n - n_test < 2:
-        raise ValueError(f"test_fraction={test_fraction} on n={n} examples gives {n_test} test "
-                         f"and {n - n_test} train examples; each split needs at least 2.")
+        raise ValueError(
+            f"test_fraction={test_fraction} on n={n} examples gives {n_test} test "
+            f"and {n - n_test} train examples; each split needs at least 2."
+        )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[n_test:].sort().values, perm[:n_test].sort().values
 
 
 # ----------------------------------------------------------------------------- driver
+
 
 @dataclass(frozen=True, eq=False)
 class ProbeResult:
@@ -98,8 +105,7 @@ class ProbeResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("accuracy", "majority_rate", "predictions", "train_indices",
-                     "test_indices"):
+        for name in ("accuracy", "majority_rate", "predictions", "train_indices", "test_indices"):
             view = np.asarray(getattr(self, name)).view()
             view.setflags(write=False)
             object.__setattr__(self, name, view)
@@ -112,14 +118,24 @@ class ProbeResult:
         """mean, std (population, ddof=0), p5 (5th percentile, linear), min,
         gain_over_majority (mean of accuracy - majority_rate), num_tasks."""
         acc = self.accuracy
-        return {"mean": float(acc.mean()), "std": float(acc.std()),
-                "p5": float(np.percentile(acc, 5)), "min": float(acc.min()),
-                "gain_over_majority": float((acc - self.majority_rate).mean()),
-                "num_tasks": self.num_tasks}
+        return {
+            "mean": float(acc.mean()),
+            "std": float(acc.std()),
+            "p5": float(np.percentile(acc, 5)),
+            "min": float(acc.min()),
+            "gain_over_majority": float((acc - self.majority_rate).mean()),
+            "num_tasks": self.num_tasks,
+        }
 
 
-def make_probe(probe: str, *, alpha: float = 1.0, k: int = 20, num_classes: int | None = None,
-               device: str | torch.device | None = None) -> RidgeProbe | KNNProbe | LogisticProbe:
+def make_probe(
+    probe: str,
+    *,
+    alpha: float = 1.0,
+    k: int = 20,
+    num_classes: int | None = None,
+    device: str | torch.device | None = None,
+) -> RidgeProbe | KNNProbe | LogisticProbe:
     """The estimator for ``probe`` in :data:`PROBES`, with checked settings."""
     if probe not in PROBES:
         raise ValueError(f"probe={probe!r} is not known; choose one of {', '.join(probe_names())}.")
@@ -132,9 +148,17 @@ def make_probe(probe: str, *, alpha: float = 1.0, k: int = 20, num_classes: int 
     return LogisticProbe(alpha, num_classes=num_classes, device=device)
 
 
-def probe_tasks(features: ArrayLike, tasks: ArrayLike, *, probe: str = "ridge",
-                alpha: float = 1.0, k: int = 20, test_fraction: float = 0.25, seed: int = 0,
-                device: str | torch.device | None = None) -> ProbeResult:
+def probe_tasks(
+    features: ArrayLike,
+    tasks: ArrayLike,
+    *,
+    probe: str = "ridge",
+    alpha: float = 1.0,
+    k: int = 20,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> ProbeResult:
     """Fit ``probe`` on every task and score it on one shared held-out split.
 
     features (n, d); tasks (S, n) or (n,) integer labels ``0..q-1`` (``q = max + 1``).
@@ -152,14 +176,20 @@ def probe_tasks(features: ArrayLike, tasks: ArrayLike, *, probe: str = "ridge",
     y_train, y_test, train_counts = split_columns(y, train, test, q)
     est._fit_rows(x, train, y_train, q, class_counts=train_counts)  # checked inputs
     pred = est._predict(x[test].to(est._dtype))  # (S, n_test)
-    settings = {"alpha": float(alpha), "k": int(k), "test_fraction": float(test_fraction),
-                "seed": int(seed), "device": str(dev)}
+    settings = {
+        "alpha": float(alpha),
+        "k": int(k),
+        "test_fraction": float(test_fraction),
+        "seed": int(seed),
+        "device": str(dev),
+    }
     return ProbeResult(
         probe=probe,
         accuracy=(pred == y_test).double().mean(dim=1).cpu().numpy(),
-        majority_rate=majority_rate(y_train, y_test, q,
-                                    train_counts=train_counts).cpu().numpy(),
+        majority_rate=majority_rate(y_train, y_test, q, train_counts=train_counts).cpu().numpy(),
         predictions=pred.cpu().numpy(),
         train_indices=train.cpu().numpy(),
         test_indices=test.cpu().numpy(),
-        num_classes=q, settings=settings)
+        num_classes=q,
+        settings=settings,
+    )

@@ -18,10 +18,11 @@ def vote(labels: torch.Tensor, neighbors: torch.Tensor, q: int) -> torch.Tensor:
     step = max(1, _CHUNK // (m * max(k, q)))
     out = []
     for s0 in range(0, s_total, step):
-        neigh = labels[s0:s0 + step][:, neighbors]  # (Sb, m, k)
+        neigh = labels[s0 : s0 + step][:, neighbors]  # (Sb, m, k)
         counts = torch.zeros(neigh.shape[0], m, q, dtype=torch.int32, device=labels.device)
-        counts.scatter_add_(2, neigh, torch.ones(1, dtype=torch.int32,
-                                                 device=labels.device).expand_as(neigh))
+        counts.scatter_add_(
+            2, neigh, torch.ones(1, dtype=torch.int32, device=labels.device).expand_as(neigh)
+        )
         out.append(counts.argmax(dim=2))
     return torch.cat(out)
 
@@ -36,15 +37,28 @@ class KNNProbe(_TaskProbe):
     Learned state: ``train_`` (n, d) unit rows, ``labels_`` (S, n), ``num_classes_``.
     """
 
-    def __init__(self, k: int = 20, *, num_classes: int | None = None, batch_size: int = 2048,
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        k: int = 20,
+        *,
+        num_classes: int | None = None,
+        batch_size: int = 2048,
+        device: str | torch.device | None = None,
+    ) -> None:
         self.k = k
         self.num_classes = num_classes
         self.batch_size = batch_size
         self.device = device
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *, overwrite_x: bool = False,
-             class_counts: torch.Tensor | None = None) -> KNNProbe:
+    def _fit(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        q: int,
+        *,
+        overwrite_x: bool = False,
+        class_counts: torch.Tensor | None = None,
+    ) -> KNNProbe:
         k = check_positive_int(self.k, "k")
         if k > x.shape[0]:
             raise ValueError(f"k={k} is larger than the {x.shape[0]} training examples.")
@@ -58,8 +72,12 @@ class KNNProbe(_TaskProbe):
 
     def _kneighbors(self, x: torch.Tensor) -> torch.Tensor:
         xn, b = row_normalize(x), check_positive_int(self.batch_size, "batch_size")
-        return torch.cat([(xn[i:i + b] @ self.train_.T).topk(self.k, dim=1).indices
-                          for i in range(0, xn.shape[0], b)])
+        return torch.cat(
+            [
+                (xn[i : i + b] @ self.train_.T).topk(self.k, dim=1).indices
+                for i in range(0, xn.shape[0], b)
+            ]
+        )
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         return vote(self.labels_, self._kneighbors(x), self.num_classes_)

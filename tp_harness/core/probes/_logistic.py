@@ -30,17 +30,30 @@ class LogisticProbe(_TaskProbe):
     tasks; blocks bound the logits to 2^25 entries).
     """
 
-    def __init__(self, alpha: float = 1.0, *, max_iter: int = 100, tol: float = 1e-4,
-                 num_classes: int | None = None,
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-4,
+        num_classes: int | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
         self.alpha = alpha
         self.max_iter = max_iter
         self.tol = tol
         self.num_classes = num_classes
         self.device = device
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *, overwrite_x: bool = False,
-             class_counts: torch.Tensor | None = None) -> LogisticProbe:
+    def _fit(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        q: int,
+        *,
+        overwrite_x: bool = False,
+        class_counts: torch.Tensor | None = None,
+    ) -> LogisticProbe:
         alpha = _check_alpha(self.alpha, positive=True)
         max_iter = check_positive_int(self.max_iter, "max_iter")
         self.mean_ = x.mean(dim=0)
@@ -52,9 +65,17 @@ class LogisticProbe(_TaskProbe):
         penalty = alpha * torch.where(two, 2.0, 1.0).to(x.dtype)  # (S,)
         xs = (x - self.mean_) / self.scale_
         step = max(1, _LOGIT_CHUNK // (x.shape[0] * q))  # tasks per block: bounds memory
-        blocks = [_lbfgs_multinomial(xs, y[i:i + step], self.classes_mask_[i:i + step],
-                                     penalty[i:i + step], max_iter, float(self.tol))
-                  for i in range(0, y.shape[0], step)]
+        blocks = [
+            _lbfgs_multinomial(
+                xs,
+                y[i : i + step],
+                self.classes_mask_[i : i + step],
+                penalty[i : i + step],
+                max_iter,
+                float(self.tol),
+            )
+            for i in range(0, y.shape[0], step)
+        ]
         self.coef_ = torch.cat([w for w, _, _ in blocks]).contiguous()  # (S, q, d)
         self.intercept_ = torch.cat([b for _, b, _ in blocks]).contiguous()  # (S, q)
         self.n_iter_ = max(it for _, _, it in blocks)
@@ -74,9 +95,14 @@ class LogisticProbe(_TaskProbe):
         return torch.addmm(bias, xs, w.T).reshape(x.shape[0], -1, self.num_classes_).argmax(2).T
 
 
-def _lbfgs_multinomial(xs: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
-                       penalty: torch.Tensor, max_iter: int,
-                       tol: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _lbfgs_multinomial(
+    xs: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    penalty: torch.Tensor,
+    max_iter: int,
+    tol: float,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Minimise Σ_s [mean_i nll_si + penalty_s/(2n) ||W_s||²] -> (coef (S, q, d), b (S, q), it).
 
     Parameters are class-major (column ``c·S + s``) so the softmax reductions over
@@ -90,9 +116,15 @@ def _lbfgs_multinomial(xs: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
     absent = absent.masked_fill(~mask.T, -math.inf).reshape(-1)  # (q·S,)
     true = y.T[:, None, :]  # (n, 1, S)
     reg = (penalty / n).repeat(q)  # (q·S,)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=tol,
-                            tolerance_change=1e-12, history_size=10,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=tol,
+        tolerance_change=1e-12,
+        history_size=10,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         z = torch.addmm(b + absent, xs, w).view(n, q, s_total)  # logits

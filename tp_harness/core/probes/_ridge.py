@@ -31,8 +31,11 @@ def _gram(m: torch.Tensor) -> torch.Tensor:
     multiply-adds of a product), one row block per torch thread; elsewhere, or when
     threadpoolctl cannot hold numpy's BLAS to one thread, :func:`_torch_gram`.
     """
-    if m.device.type == "cpu" and m.dtype in (torch.float32, torch.float64) \
-            and host_blas.available():
+    if (
+        m.device.type == "cpu"
+        and m.dtype in (torch.float32, torch.float64)
+        and host_blas.available()
+    ):
         return torch.from_numpy(host_blas.syrk(m.numpy(), torch.get_num_threads()))
     return _torch_gram(m)
 
@@ -50,9 +53,9 @@ def _torch_gram(m: torch.Tensor) -> torch.Tensor:
     gram = torch.empty(p, p, dtype=m.dtype, device=m.device)
     for lo, hi in pairwise(edges):
         row = m[:, lo:hi].T @ m[:, lo:]  # block row: (hi - lo, p - lo)
-        gram[lo:hi, lo:hi] = _symmetric(row[:, :hi - lo])
-        gram[lo:hi, hi:] = row[:, hi - lo:]
-        gram[hi:, lo:hi] = row[:, hi - lo:].T
+        gram[lo:hi, lo:hi] = _symmetric(row[:, : hi - lo])
+        gram[lo:hi, hi:] = row[:, hi - lo :]
+        gram[hi:, lo:hi] = row[:, hi - lo :].T
     return gram
 
 
@@ -79,8 +82,9 @@ def _psd_solve_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((b @ evecs) * inv) @ evecs.T
 
 
-def class_sums(m: torch.Tensor, y: torch.Tensor, q: int, *,
-               rows_sum_to_zero: bool = False) -> torch.Tensor:
+def class_sums(
+    m: torch.Tensor, y: torch.Tensor, q: int, *, rows_sum_to_zero: bool = False
+) -> torch.Tensor:
     """``onehot(y)ᵀ m`` for all tasks: (n, p), (S, n) -> (S·q, p), row ``s·q + c``.
 
     Row ``s·q + c`` is the sum of the rows of ``m`` whose label in task ``s`` is ``c``.
@@ -99,10 +103,10 @@ def class_sums(m: torch.Tensor, y: torch.Tensor, q: int, *,
     classes = torch.arange(qb, device=y.device)[None, :, None]
     onehot = torch.empty(min(step, s_total), qb, n, dtype=m.dtype, device=m.device)
     for s0 in range(0, s_total, step):
-        yb = y[s0:s0 + step]  # (Sb, n)
-        block = onehot[:yb.shape[0]]
+        yb = y[s0 : s0 + step]  # (Sb, n)
+        block = onehot[: yb.shape[0]]
         torch.eq(yb[:, None, :], classes, out=block)  # (Sb, qb, n) 0/1 in m's dtype
-        torch.mm(block.view(-1, n), m, out=sums[s0 * qb:(s0 + yb.shape[0]) * qb])
+        torch.mm(block.view(-1, n), m, out=sums[s0 * qb : (s0 + yb.shape[0]) * qb])
     if qb == q:
         return sums
     g = sums.view(s_total, qb, p)
@@ -115,8 +119,9 @@ def _class_sums_compiled(m: torch.Tensor, y: torch.Tensor, q: int) -> torch.Tens
     out = torch.empty(y.shape[0] * q, m.shape[1], dtype=m.dtype)
     workers = compiled.sync_threads()
     group, groups = kern.plan_groups(q, m.shape[1], m.element_size(), y.shape[0], workers)
-    bad = kern.class_sums(m.contiguous().numpy(), y.contiguous().numpy(), q, group, groups,
-                          workers, out.numpy())
+    bad = kern.class_sums(
+        m.contiguous().numpy(), y.contiguous().numpy(), q, group, groups, workers, out.numpy()
+    )
     if bad:
         raise ValueError(f"y has labels outside 0..{q - 1}; labels must be 0..q-1.")
     return out
@@ -125,8 +130,9 @@ def _class_sums_compiled(m: torch.Tensor, y: torch.Tensor, q: int) -> torch.Tens
 def _exact_float32_products() -> bool:
     """True when float32 matrix products are IEEE float32 (no bf16/TF32 shortcuts)."""
     mkldnn = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
-    return (torch.get_float32_matmul_precision() == "highest"
-            and getattr(mkldnn, "fp32_precision", "none") in ("none", "ieee"))
+    return torch.get_float32_matmul_precision() == "highest" and getattr(
+        mkldnn, "fp32_precision", "none"
+    ) in ("none", "ieee")
 
 
 class RidgeProbe(_TaskProbe):
@@ -139,34 +145,61 @@ class RidgeProbe(_TaskProbe):
     train label counts, ``num_classes_``, ``n_features_in_``.
     """
 
-    def __init__(self, alpha: float = 1.0, *, num_classes: int | None = None,
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        *,
+        num_classes: int | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
         self.alpha = alpha
         self.num_classes = num_classes
         self.device = device
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, q: int, *, overwrite_x: bool = False,
-             class_counts: torch.Tensor | None = None) -> RidgeProbe:
+    def _fit(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        q: int,
+        *,
+        overwrite_x: bool = False,
+        class_counts: torch.Tensor | None = None,
+    ) -> RidgeProbe:
         xd = x.double()
         own = overwrite_x or xd.data_ptr() != x.data_ptr()  # a private copy: center in place
         x_mean = xd.mean(dim=0)
-        return self._fit_centered(xd.sub_(x_mean) if own else xd - x_mean, x_mean, y, q,
-                                  class_counts)
+        return self._fit_centered(
+            xd.sub_(x_mean) if own else xd - x_mean, x_mean, y, q, class_counts
+        )
 
-    def _fit_rows(self, x: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, q: int, *,
-                  class_counts: torch.Tensor | None = None) -> RidgeProbe:
+    def _fit_rows(
+        self,
+        x: torch.Tensor,
+        rows: torch.Tensor,
+        y: torch.Tensor,
+        q: int,
+        *,
+        class_counts: torch.Tensor | None = None,
+    ) -> RidgeProbe:
         """``_fit`` on ``x[rows]``; on the CPU one compiled pass gathers, converts to
         float64 and centers the rows."""
         if not (compiled.use_jit(x.device) and x.dtype in (torch.float32, torch.float64)):
             return super()._fit_rows(x, rows, y, q, class_counts=class_counts)
         kern = compiled.kernels("probe_kernels")
         xc = torch.empty(rows.numel(), x.shape[1], dtype=torch.float64)
-        x_mean = kern.gather_centered(x.contiguous().numpy(), rows.contiguous().numpy(),
-                                      xc.numpy(), compiled.sync_threads())
+        x_mean = kern.gather_centered(
+            x.contiguous().numpy(), rows.contiguous().numpy(), xc.numpy(), compiled.sync_threads()
+        )
         return self._fit_centered(xc, torch.from_numpy(x_mean), y, q, class_counts)
 
-    def _fit_centered(self, xc: torch.Tensor, x_mean: torch.Tensor, y: torch.Tensor, q: int,
-                      counts: torch.Tensor | None = None) -> RidgeProbe:
+    def _fit_centered(
+        self,
+        xc: torch.Tensor,
+        x_mean: torch.Tensor,
+        y: torch.Tensor,
+        q: int,
+        counts: torch.Tensor | None = None,
+    ) -> RidgeProbe:
         """Fit on centered float64 features xc (n, d) with column means x_mean (d,);
         ``counts`` (S, q): y's label counts when known."""
         alpha = _check_alpha(self.alpha)
@@ -204,8 +237,8 @@ class RidgeProbe(_TaskProbe):
         out = torch.empty(w.shape[0] // q, x.shape[0], dtype=torch.long, device=x.device)
         rows = max(1, _CHUNK // w.shape[0])
         for i in range(0, x.shape[0], rows):
-            scores = torch.addmm(b, x[i:i + rows], w.T)  # (rows, S·q)
-            out[:, i:i + rows] = scores.reshape(scores.shape[0], -1, q).argmax(2).T
+            scores = torch.addmm(b, x[i : i + rows], w.T)  # (rows, S·q)
+            out[:, i : i + rows] = scores.reshape(scores.shape[0], -1, q).argmax(2).T
         return out  # (S, m)
 
     def _predict_checked(self, x: torch.Tensor) -> torch.Tensor:
@@ -239,8 +272,9 @@ class RidgeProbe(_TaskProbe):
         self._n_recomputed = 0
         products = torch.empty(min(rows, x.shape[0]), w.shape[0])  # reused per row block
         for i in range(0, x.shape[0], rows):
-            block = products[:min(rows, x.shape[0] - i)]
-            torch.mm(xc32[i:i + rows], w32.T, out=block)  # (rows, S·q) float32
+            block = products[: min(rows, x.shape[0] - i)]
+            torch.mm(xc32[i : i + rows], w32.T, out=block)  # (rows, S·q) float32
             self._n_recomputed += kern.argmax_checked(
-                block.numpy(), b32.numpy(), q, slack, slack_task, xc64, coef, y_mean, i, out)
+                block.numpy(), b32.numpy(), q, slack, slack_task, xc64, coef, y_mean, i, out
+            )
         return torch.from_numpy(out)  # (S, m)

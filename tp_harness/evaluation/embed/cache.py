@@ -63,8 +63,12 @@ def cache_key(fields: Mapping[str, Any]) -> str:
 class EmbeddingCache:
     """Sharded store of ``{name: (n_rows, dim) float32}`` arrays per key."""
 
-    def __init__(self, cache_dir: str | os.PathLike[str] | None = None, *,
-                 shard_size: int = DEFAULT_SHARD_SIZE) -> None:
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+    ) -> None:
         if shard_size < 1:
             raise ValueError(f"shard_size must be positive; got {shard_size}.")
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -87,8 +91,10 @@ class EmbeddingCache:
         if meta is None:
             return self.shard_size
         if int(meta["n_rows"]) != n_rows:
-            raise ValueError(f"cache entry {self.entry_dir(fields)} holds {meta['n_rows']} rows, "
-                             f"not {n_rows}; the key fields do not pin the selection.")
+            raise ValueError(
+                f"cache entry {self.entry_dir(fields)} holds {meta['n_rows']} rows, "
+                f"not {n_rows}; the key fields do not pin the selection."
+            )
         return int(meta["shard_size"])
 
     def num_shards(self, fields: Mapping[str, Any], n_rows: int) -> int:
@@ -108,8 +114,11 @@ class EmbeddingCache:
     # -- state
     def missing_shards(self, fields: Mapping[str, Any], n_rows: int) -> list[int]:
         """Shards not yet on disk, ascending."""
-        return [s for s in range(self.num_shards(fields, n_rows))
-                if not self.shard_path(fields, s).is_file()]
+        return [
+            s
+            for s in range(self.num_shards(fields, n_rows))
+            if not self.shard_path(fields, s).is_file()
+        ]
 
     def is_complete(self, fields: Mapping[str, Any], n_rows: int) -> bool:
         """Whether every shard is on disk."""
@@ -120,13 +129,18 @@ class EmbeddingCache:
         path = self.entry_dir(fields) / "meta.json"
         if path.is_file():
             return
-        meta = {"format": CACHE_FORMAT, "key": cache_key(fields), "n_rows": n_rows,
-                "shard_size": self._shard_size(fields, n_rows),
-                "key_fields": json.loads(canonical_json(fields))}
+        meta = {
+            "format": CACHE_FORMAT,
+            "key": cache_key(fields),
+            "n_rows": n_rows,
+            "shard_size": self._shard_size(fields, n_rows),
+            "key_fields": json.loads(canonical_json(fields)),
+        }
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
 
-    def write_shard(self, fields: Mapping[str, Any], n_rows: int, shard: int,
-                    arrays: Mapping[str, np.ndarray]) -> Path:
+    def write_shard(
+        self, fields: Mapping[str, Any], n_rows: int, shard: int, arrays: Mapping[str, np.ndarray]
+    ) -> Path:
         """Store ``{name: (rows_in_shard, dim)}`` for ``shard`` atomically; returns its path."""
         from safetensors.numpy import save_file
 
@@ -137,8 +151,9 @@ class EmbeddingCache:
         for name, value in arrays.items():
             arr = np.ascontiguousarray(value, dtype=np.float32)
             if arr.ndim != 2 or arr.shape[0] != rows:
-                raise ValueError(f"shard {shard} array {name!r} has shape {arr.shape}; "
-                                 f"expected ({rows}, dim).")
+                raise ValueError(
+                    f"shard {shard} array {name!r} has shape {arr.shape}; expected ({rows}, dim)."
+                )
             tensors[name] = arr
         if not tensors:
             raise ValueError(f"shard {shard}: no arrays to write.")
@@ -154,10 +169,14 @@ class EmbeddingCache:
 
         missing = self.missing_shards(fields, n_rows)
         if missing:
-            raise FileNotFoundError(f"cache entry {self.entry_dir(fields)} lacks shards "
-                                    f"{missing[:10]}{'...' if len(missing) > 10 else ''}.")
-        parts = [load_file(str(self.shard_path(fields, s)))
-                 for s in range(self.num_shards(fields, n_rows))]
+            raise FileNotFoundError(
+                f"cache entry {self.entry_dir(fields)} lacks shards "
+                f"{missing[:10]}{'...' if len(missing) > 10 else ''}."
+            )
+        parts = [
+            load_file(str(self.shard_path(fields, s)))
+            for s in range(self.num_shards(fields, n_rows))
+        ]
         if not parts:
             return {}
         names = list(parts[0])
@@ -166,8 +185,15 @@ class EmbeddingCache:
                 raise ValueError(f"shard {s} holds {sorted(part)}, shard 0 holds {sorted(names)}.")
         return {name: np.concatenate([p[name] for p in parts], axis=0) for name in names}
 
-    def compute_missing(self, fields: Mapping[str, Any], n_rows: int, compute_fn: ComputeFn, *,
-                        shards: Iterable[int] | None = None, progress: bool = False) -> list[int]:
+    def compute_missing(
+        self,
+        fields: Mapping[str, Any],
+        n_rows: int,
+        compute_fn: ComputeFn,
+        *,
+        shards: Iterable[int] | None = None,
+        progress: bool = False,
+    ) -> list[int]:
         """Compute and write the missing shards (only those in ``shards`` if given).
 
         ``compute_fn(rows)`` gets row positions ``(m,)`` and returns
@@ -184,8 +210,14 @@ class EmbeddingCache:
             self.write_shard(fields, n_rows, shard, compute_fn(rows))
         return todo
 
-    def get_or_compute(self, fields: Mapping[str, Any], n_rows: int, compute_fn: ComputeFn, *,
-                       progress: bool = False) -> dict[str, np.ndarray]:
+    def get_or_compute(
+        self,
+        fields: Mapping[str, Any],
+        n_rows: int,
+        compute_fn: ComputeFn,
+        *,
+        progress: bool = False,
+    ) -> dict[str, np.ndarray]:
         """Load the entry, computing only the shards that are missing first."""
         self.compute_missing(fields, n_rows, compute_fn, progress=progress)
         return self.load(fields, n_rows)
@@ -199,21 +231,34 @@ def embedding_key_fields(resolved: ResolvedModel, data: DataBundle) -> dict[str,
     spec = resolved.spec
     return {
         "format": CACHE_FORMAT,
-        "model_id": spec.model_id, "revision": resolved.revision,
-        "model_fingerprint": resolved.fingerprint, "gguf_file": spec.gguf_file,
-        "kind": resolved.kind, "pooling": resolved.pooling, "normalize": resolved.normalize,
-        "layers": list(resolved.layers), "dtype": spec.dtype, "max_length": spec.max_length,
-        "dataset": data.fingerprint, "split": data.source.get("split"),
+        "model_id": spec.model_id,
+        "revision": resolved.revision,
+        "model_fingerprint": resolved.fingerprint,
+        "gguf_file": spec.gguf_file,
+        "kind": resolved.kind,
+        "pooling": resolved.pooling,
+        "normalize": resolved.normalize,
+        "layers": list(resolved.layers),
+        "dtype": spec.dtype,
+        "max_length": spec.max_length,
+        "dataset": data.fingerprint,
+        "split": data.source.get("split"),
         "selection": data.source.get("selection"),
         "column": data.image_column if resolved.kind == "image" else data.text_column,
         "n_rows": len(data.dataset),
     }
 
 
-def embed_cached(model: ModelSpec | ResolvedModel | LoadedModel, data: DataBundle, *,
-                 cache: EmbeddingCache | None, device: str | torch.device | None = None,
-                 shards: Iterable[int] | None = None, load: bool = True,
-                 progress: bool = False) -> dict[str, np.ndarray] | None:
+def embed_cached(
+    model: ModelSpec | ResolvedModel | LoadedModel,
+    data: DataBundle,
+    *,
+    cache: EmbeddingCache | None,
+    device: str | torch.device | None = None,
+    shards: Iterable[int] | None = None,
+    load: bool = True,
+    progress: bool = False,
+) -> dict[str, np.ndarray] | None:
     """Like :func:`~tp_harness.embed.embed` for all rows, through ``cache``.
 
     Computes the missing shards (only those in ``shards`` if given; the model is

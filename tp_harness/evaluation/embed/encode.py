@@ -25,8 +25,9 @@ Features = dict[str, torch.Tensor]
 
 
 def _text_inputs(loaded: LoadedModel, texts: list[str]) -> dict[str, Any]:
-    enc = loaded.preprocessor(texts, padding=True, truncation=True,
-                              max_length=loaded.max_length, return_tensors="pt")
+    enc = loaded.preprocessor(
+        texts, padding=True, truncation=True, max_length=loaded.max_length, return_tensors="pt"
+    )
     inputs = {k: v.to(loaded.device) for k, v in enc.items()}
     if loaded.resolved.kind == "causal":
         if "position_ids" in loaded.forward_args:  # left padding must not shift positions
@@ -66,8 +67,7 @@ def _forward_image(loaded: LoadedModel, images: list[Any]) -> Features:
     """Pooled features of one image batch: canonical key -> ``(B, D)`` float32."""
     res = loaded.resolved
     channels = int(getattr(getattr(loaded.model, "config", None), "num_channels", 3) or 3)
-    enc = loaded.preprocessor(images=[_to_image(x, channels) for x in images],
-                              return_tensors="pt")
+    enc = loaded.preprocessor(images=[_to_image(x, channels) for x in images], return_tensors="pt")
     dtype = next(loaded.model.parameters()).dtype
     pixels = enc["pixel_values"].to(loaded.device, dtype=dtype)  # (B, C, H, W)
     out = loaded.model(pixel_values=pixels, output_hidden_states=bool(res.layers))
@@ -89,17 +89,27 @@ def _rows(data: DataBundle, indices: np.ndarray, column: str) -> list[Any]:
 def _check_modality(res: ResolvedModel, data: DataBundle) -> str:
     if res.kind == "image":
         if data.modality != "image" or data.image_column is None:
-            raise ValueError(f"{res.name} is a vision model but the data has no image column "
-                             f"(modality {data.modality!r}).")
+            raise ValueError(
+                f"{res.name} is a vision model but the data has no image column "
+                f"(modality {data.modality!r})."
+            )
         return data.image_column
     if data.text_column is None:
-        raise ValueError(f"{res.name} is a {res.kind} model but the data has no text column "
-                         f"(modality {data.modality!r}).")
+        raise ValueError(
+            f"{res.name} is a {res.kind} model but the data has no text column "
+            f"(modality {data.modality!r})."
+        )
     return data.text_column
 
 
-def embed_rows(loaded: LoadedModel, data: DataBundle, indices: Sequence[int] | np.ndarray, *,
-               progress: bool = False, canonical: bool = False) -> dict[str, np.ndarray]:
+def embed_rows(
+    loaded: LoadedModel,
+    data: DataBundle,
+    indices: Sequence[int] | np.ndarray,
+    *,
+    progress: bool = False,
+    canonical: bool = False,
+) -> dict[str, np.ndarray]:
     """Embed rows ``indices`` of ``data.dataset``: name -> ``(len(indices), dim)`` float32.
 
     Texts are batched longest first (less padding) and put back in ``indices`` order.
@@ -123,12 +133,13 @@ def embed_rows(loaded: LoadedModel, data: DataBundle, indices: Sequence[int] | n
 
         def fetch(pos: np.ndarray) -> list[Any]:
             return [texts[i] for i in pos]
+
     bs = res.spec.batch_size
     out: dict[str, np.ndarray] = {}
     batches = range(0, len(idx), bs)
     with torch.inference_mode():
         for start in tqdm(batches, desc=f"embed {res.name}", disable=not progress, leave=False):
-            pos = order[start:start + bs]
+            pos = order[start : start + bs]
             feats = forward(loaded, fetch(pos))
             for key, value in feats.items():
                 value = row_normalize(value.float()) if res.normalize else value.float()
@@ -139,17 +150,23 @@ def embed_rows(loaded: LoadedModel, data: DataBundle, indices: Sequence[int] | n
     return out if canonical else {res.names[k]: v for k, v in out.items()}
 
 
-def _as_loaded(model: ModelSpec | ResolvedModel | LoadedModel,
-               device: str | torch.device | None) -> LoadedModel:
+def _as_loaded(
+    model: ModelSpec | ResolvedModel | LoadedModel, device: str | torch.device | None
+) -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
     resolved = model if isinstance(model, ResolvedModel) else resolve_model(model)
     return resolved.load(device)
 
 
-def embed(spec: ModelSpec | ResolvedModel | LoadedModel, data: DataBundle, *,
-          device: str | torch.device | None = None, indices: np.ndarray | None = None,
-          progress: bool = False) -> dict[str, np.ndarray]:
+def embed(
+    spec: ModelSpec | ResolvedModel | LoadedModel,
+    data: DataBundle,
+    *,
+    device: str | torch.device | None = None,
+    indices: np.ndarray | None = None,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
     """Embed ``data`` (all rows, or ``indices``) with one model, in dataset order.
 
     Returns ``{name: (n, dim) float32}``: ``spec.name`` for the final embedding plus

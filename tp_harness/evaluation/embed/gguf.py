@@ -31,8 +31,7 @@ def _target(gguf: Path) -> Path:
 def _convert(folder: Path, gguf_file: str, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file,
-                                                  dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
     config = loaded.config
     if hasattr(config, "quantization_config"):

@@ -30,9 +30,27 @@ logger = logging.getLogger(__name__)
 
 KINDS = ("text", "causal", "image", "sentence-transformers")
 # Vision transformers whose token sequence has no CLS token in front.
-_NO_CLS = frozenset({"swin", "swinv2", "donut-swin", "maskformer-swin", "siglip",
-                     "siglip2", "siglip_vision_model", "hiera", "pvt", "pvt_v2", "segformer",
-                     "poolformer", "focalnet", "nat", "dinat", "mobilevit", "mobilevitv2"})
+_NO_CLS = frozenset(
+    {
+        "swin",
+        "swinv2",
+        "donut-swin",
+        "maskformer-swin",
+        "siglip",
+        "siglip2",
+        "siglip_vision_model",
+        "hiera",
+        "pvt",
+        "pvt_v2",
+        "segformer",
+        "poolformer",
+        "focalnet",
+        "nat",
+        "dinat",
+        "mobilevit",
+        "mobilevitv2",
+    }
+)
 _ST_POOLING = {"cls": "cls", "mean": "mean", "max": "max", "lasttoken": "last"}
 _ST_SUPPORTED = ("Transformer", "Pooling", "Normalize")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -75,11 +93,20 @@ class ResolvedModel:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready record for results files."""
-        return {"name": self.name, "model_id": self.spec.model_id, "revision": self.revision,
-                "kind": self.kind, "pooling": self.pooling, "normalize": self.normalize,
-                "layers": self.layers, "num_layers": self.num_layers, "dtype": self.spec.dtype,
-                "max_length": self.spec.max_length, "batch_size": self.spec.batch_size,
-                "gguf_file": self.spec.gguf_file}
+        return {
+            "name": self.name,
+            "model_id": self.spec.model_id,
+            "revision": self.revision,
+            "kind": self.kind,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "layers": self.layers,
+            "num_layers": self.num_layers,
+            "dtype": self.spec.dtype,
+            "max_length": self.spec.max_length,
+            "batch_size": self.spec.batch_size,
+            "gguf_file": self.spec.gguf_file,
+        }
 
     def load(self, device: str | torch.device | None = None) -> LoadedModel:
         """Load weights and tokenizer/processor onto ``device`` (default CPU), in eval mode."""
@@ -122,8 +149,13 @@ def _bundled_revision(path: Path) -> str | None:
 def _local_fingerprint(path: Path, gguf_file: str | None) -> str:
     """Hash of config bytes and weight file names/sizes/mtimes of a local folder."""
     h = hashlib.sha256()
-    names = [gguf_file] if gguf_file else sorted(
-        p.name for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".pt"))
+    names = (
+        [gguf_file]
+        if gguf_file
+        else sorted(
+            p.name for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".pt")
+        )
+    )
     for name in names:
         f = path / name
         if f.is_file():
@@ -143,8 +175,9 @@ def _locate(spec: ModelSpec) -> tuple[str, str, str, bool, str | None]:
         return str(path), revision, _local_fingerprint(path, spec.gguf_file), True, None
     if looks_like_path(spec.model_id):
         raise FileNotFoundError(f"Model folder {spec.model_id!r} does not exist.")
-    probe, local_only = resolve_hub_file(spec.model_id, spec.gguf_file or "config.json",
-                                         spec.revision)
+    probe, local_only = resolve_hub_file(
+        spec.model_id, spec.gguf_file or "config.json", spec.revision
+    )
     commit = commit_from_path(probe) or spec.revision or "unknown"
     return spec.model_id, commit, commit, local_only, commit
 
@@ -158,28 +191,35 @@ def _read_json(source: str, name: str, rev: str | None, local_only: bool) -> Any
     return json.loads(Path(file).read_text()) if file else None
 
 
-def _st_pooling(source: str, rev: str | None, local_only: bool,
-                modules: list[dict[str, Any]]) -> tuple[str, bool]:
+def _st_pooling(
+    source: str, rev: str | None, local_only: bool, modules: list[dict[str, Any]]
+) -> tuple[str, bool]:
     """(pooling, normalize) reproduced from a sentence-transformers repo's modules."""
     types = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
     unsupported = [t for t in types if t not in _ST_SUPPORTED]
     if unsupported:
         raise NotImplementedError(
             f"sentence-transformers modules {unsupported} of {source!r} are not reproduced; "
-            "pass an explicit pooling (e.g. ':pooling=mean') to use the transformer output.")
+            "pass an explicit pooling (e.g. ':pooling=mean') to use the transformer output."
+        )
     pooling, normalize = "mean", "Normalize" in types
     for mod, kind in zip(modules, types, strict=True):
         if kind != "Pooling":
             continue
         prefix = f"{mod['path']}/" if mod.get("path") else ""
         cfg = _read_json(source, f"{prefix}config.json", rev, local_only) or {}
-        modes = [k[len("pooling_mode_"):].removesuffix("_tokens").replace("_token", "")
-                 for k, v in cfg.items() if k.startswith("pooling_mode_") and v is True]
+        modes = [
+            k[len("pooling_mode_") :].removesuffix("_tokens").replace("_token", "")
+            for k, v in cfg.items()
+            if k.startswith("pooling_mode_") and v is True
+        ]
         if isinstance(cfg.get("pooling_mode"), str):
             modes = [cfg["pooling_mode"]]
         if len(modes) != 1 or modes[0] not in _ST_POOLING:
-            raise NotImplementedError(f"sentence-transformers pooling {modes} of {source!r} is "
-                                      f"not supported; use one of {sorted(_ST_POOLING)}.")
+            raise NotImplementedError(
+                f"sentence-transformers pooling {modes} of {source!r} is "
+                f"not supported; use one of {sorted(_ST_POOLING)}."
+            )
         pooling = _ST_POOLING[modes[0]]
     return pooling, normalize
 
@@ -192,16 +232,20 @@ def _mapping(name: str) -> Any:
 
 def _detect_kind(config: Any) -> str:
     model_type = getattr(config, "model_type", "")
-    if (model_type in _mapping("MODEL_FOR_IMAGE_MAPPING_NAMES")
-            or model_type in _mapping("MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES")
-            or (getattr(config, "num_channels", None) and not hasattr(config, "vocab_size"))):
+    if (
+        model_type in _mapping("MODEL_FOR_IMAGE_MAPPING_NAMES")
+        or model_type in _mapping("MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES")
+        or (getattr(config, "num_channels", None) and not hasattr(config, "vocab_size"))
+    ):
         return "image"
     archs = getattr(config, "architectures", None) or []
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         return "causal"
-    if (model_type in _mapping("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES")
-            and model_type not in _mapping("MODEL_FOR_MASKED_LM_MAPPING_NAMES")
-            and not getattr(config, "is_encoder_decoder", False)):
+    if (
+        model_type in _mapping("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES")
+        and model_type not in _mapping("MODEL_FOR_MASKED_LM_MAPPING_NAMES")
+        and not getattr(config, "is_encoder_decoder", False)
+    ):
         return "causal"
     return "text"
 
@@ -233,16 +277,20 @@ def _resolve_layers(spec: ModelSpec, num_layers: int | None) -> list[int]:
     if spec.layers is None:
         return []
     if num_layers is None:
-        raise ValueError(f"{spec.model_id!r}: cannot tell the number of layers from its config; "
-                         "layer extraction is not supported for it.")
+        raise ValueError(
+            f"{spec.model_id!r}: cannot tell the number of layers from its config; "
+            "layer extraction is not supported for it."
+        )
     if spec.layers == "all":
         return list(range(num_layers + 1))
     out = []
     for i in spec.layers:
         j = i + num_layers + 1 if i < 0 else i
         if not 0 <= j <= num_layers:
-            raise ValueError(f"layer {i} out of range for {spec.model_id!r}: hidden states are "
-                             f"0..{num_layers} (0 = embeddings).")
+            raise ValueError(
+                f"layer {i} out of range for {spec.model_id!r}: hidden states are "
+                f"0..{num_layers} (0 = embeddings)."
+            )
         out.append(j)
     return list(dict.fromkeys(out))
 
@@ -280,8 +328,12 @@ def resolve_model(spec: ModelSpec) -> ResolvedModel:
 
     source, revision, fingerprint, local_only, rev = _locate(spec)
     gguf_source = converted_source(source, spec.gguf_file) if spec.gguf_file else None
-    config = _load_config(spec.replace(gguf_file=None) if gguf_source else spec,
-                          gguf_source or source, rev, local_only or bool(gguf_source))
+    config = _load_config(
+        spec.replace(gguf_file=None) if gguf_source else spec,
+        gguf_source or source,
+        rev,
+        local_only or bool(gguf_source),
+    )
     modules = _read_json(source, "modules.json", rev, local_only)
     kind = "sentence-transformers" if modules else _detect_kind(config)
     prefix = _num_prefix_tokens(config) if kind == "image" else 0
@@ -295,16 +347,27 @@ def resolve_model(spec: ModelSpec) -> ResolvedModel:
     elif pooling == "auto":
         pooling = _auto_pooling(kind, prefix, config)
     if pooling not in POOLINGS_BY_KIND[kind]:
-        raise ValueError(f"pooling={pooling!r} is not available for a {kind} model; choose from "
-                         f"{list(POOLINGS_BY_KIND[kind])}.")
+        raise ValueError(
+            f"pooling={pooling!r} is not available for a {kind} model; choose from "
+            f"{list(POOLINGS_BY_KIND[kind])}."
+        )
     num_layers = _num_layers(config, kind)
     return ResolvedModel(
-        spec=spec, source=gguf_source or source, revision=revision, kind=kind,
-        pooling=pooling, normalize=normalize, num_layers=num_layers,
-        layers=_resolve_layers(spec, num_layers), fingerprint=fingerprint,
-        local_files_only=local_only or bool(gguf_source), load_revision=rev,
-        num_prefix_tokens=prefix, config=config,
-        max_length_limit=st_config.get("max_seq_length"))
+        spec=spec,
+        source=gguf_source or source,
+        revision=revision,
+        kind=kind,
+        pooling=pooling,
+        normalize=normalize,
+        num_layers=num_layers,
+        layers=_resolve_layers(spec, num_layers),
+        fingerprint=fingerprint,
+        local_files_only=local_only or bool(gguf_source),
+        load_revision=rev,
+        num_prefix_tokens=prefix,
+        config=config,
+        max_length_limit=st_config.get("max_seq_length"),
+    )
 
 
 # ----------------------------------------------------------------------------- load
@@ -312,8 +375,10 @@ def resolve_model(spec: ModelSpec) -> ResolvedModel:
 
 def _from_pretrained_kwargs(resolved: ResolvedModel) -> dict[str, Any]:
     spec = resolved.spec
-    kwargs: dict[str, Any] = {"revision": resolved.load_revision,
-                              "trust_remote_code": spec.trust_remote_code}
+    kwargs: dict[str, Any] = {
+        "revision": resolved.load_revision,
+        "trust_remote_code": spec.trust_remote_code,
+    }
     if resolved.local_files_only:
         kwargs["local_files_only"] = True
     if spec.gguf_file and not Path(resolved.source, "config.json").is_file():
@@ -339,7 +404,8 @@ def _max_length(resolved: ResolvedModel, tokenizer: Any) -> int:
     if isinstance(model_max, int) and model_max < 1_000_000:
         limits.append(model_max)
     positions = getattr(resolved.config, "max_position_embeddings", None) or getattr(
-        resolved.config, "n_positions", None)
+        resolved.config, "n_positions", None
+    )
     if isinstance(positions, int) and positions > 0:
         limits.append(positions)
     return min(limits)
@@ -372,8 +438,9 @@ def load_model(resolved: ResolvedModel, device: str | torch.device | None = None
     dev = torch.device(device) if device is not None else torch.device("cpu")
     kwargs = _from_pretrained_kwargs(resolved)
     with _no_weight_bars():
-        model = AutoModel.from_pretrained(resolved.source, dtype=_DTYPES[resolved.spec.dtype],
-                                          **kwargs)
+        model = AutoModel.from_pretrained(
+            resolved.source, dtype=_DTYPES[resolved.spec.dtype], **kwargs
+        )
     if resolved.kind == "image":
         model = getattr(model, "vision_model", model)
         kwargs.pop("gguf_file", None)
@@ -385,10 +452,17 @@ def load_model(resolved: ResolvedModel, device: str | torch.device | None = None
         pre = _load_tokenizer(resolved, kwargs)
         max_len = _max_length(resolved, pre)
     model = model.to(dev).eval()
-    logger.info("loaded %s (%s, revision %s) on %s", resolved.name, resolved.kind,
-                resolved.revision, dev)
-    return LoadedModel(resolved=resolved, model=model, preprocessor=pre, device=dev,
-                       max_length=max_len, forward_args=_forward_args(model))
+    logger.info(
+        "loaded %s (%s, revision %s) on %s", resolved.name, resolved.kind, resolved.revision, dev
+    )
+    return LoadedModel(
+        resolved=resolved,
+        model=model,
+        preprocessor=pre,
+        device=dev,
+        max_length=max_len,
+        forward_args=_forward_args(model),
+    )
 
 
 def model_cache_root() -> Path:
@@ -401,5 +475,12 @@ def model_cache_root() -> Path:
     return Path(constants.HF_HOME) / "tp_harness"
 
 
-__all__ = ["KINDS", "HubUnavailableError", "LoadedModel", "ResolvedModel", "load_model",
-           "model_cache_root", "resolve_model"]
+__all__ = [
+    "KINDS",
+    "HubUnavailableError",
+    "LoadedModel",
+    "ResolvedModel",
+    "load_model",
+    "model_cache_root",
+    "resolve_model",
+]

