@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .core.kernels import NORMALIZATIONS, kernel_names
+from .core.kernels import NORMALIZATIONS, TEMPERATURE_SCALES, kernel_names
 from .core.probes import probe_names
 
 _NORMALIZE_CHOICES = [n or "none" for n in NORMALIZATIONS]
@@ -27,7 +27,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="moments of digits representations (bundled, offline)")
-    p.add_argument("--temperature", type=float, nargs="+", default=[0.01, 0.1, 1.0])
+    p.add_argument("--temperature", type=float, nargs="+", default=[0.1, 1.0])
     p.add_argument("--device", default=None)
     p.set_defaults(func=_cmd_demo)
 
@@ -52,6 +52,7 @@ _OVERRIDE_KEYS = (
     "model_kernel",
     "prior_kernel",
     "normalize",
+    "temperature_scale",
     "output_dir",
     "cache_dir",
     "seed",
@@ -130,6 +131,12 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-kernel", default=None, choices=kernel_names())
     p.add_argument("--prior-kernel", default=None, choices=kernel_names())
     p.add_argument("--normalize", default=None, choices=_NORMALIZE_CHOICES)
+    p.add_argument(
+        "--temperature-scale",
+        default=None,
+        choices=list(TEMPERATURE_SCALES),
+        help="read T as given (absolute) or relative to the RMS of the prior kernel's entries",
+    )
     p.add_argument("--output-dir", default=None)
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--seed", type=int, default=None)

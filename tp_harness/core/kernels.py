@@ -15,6 +15,19 @@ matrix (``kernel="precomputed"``) is carried densely. Conventions (see
 * ``view_graph(N, V)``: the SSL graph of Proposition 3.7 on ``N·V`` rows.
 
 Zero rows never produce NaN: normalisation divides by ``max(||x||, eps)``.
+
+A kernel is **degenerate** when its examples are numerically identical: the rows the
+kernel is built from (row-normalised for the cosine kernels, as given for ``linear``
+and ``projection``, one-hot for labels) have a column-centered spread
+``||Z - mean(Z)||_F <= DEGENERATE_RTOL(dtype) · ||Z||_F``, computed in float64, with the
+tolerance tied to the input dtype's precision (:func:`degenerate_rtol`). Such a kernel
+carries no information about the examples; ``Kernel.degenerate`` is True and it is
+never Frobenius-normalised (that would blow float residue up into ``~11ᵀ/n``).
+
+Temperatures (:data:`TEMPERATURE_SCALES`): ``"absolute"`` uses ``T`` as given (the
+paper's definition); ``"rms"`` multiplies it by the RMS of the prior kernel's entries,
+``||K||_F / n`` (from the ``r x r`` Gram), so ``T`` means the same across ``n``, datasets
+and normalisations (:func:`effective_temperatures`).
 """
 
 from __future__ import annotations
@@ -29,6 +42,9 @@ import torch
 from .checks import ArrayLike, as_tensor, check_positive_int
 
 _EPS = 1e-12
+_DEGENERATE_ULPS = 64
+TEMPERATURE_SCALES = ("absolute", "rms")
+"""How a temperature is read: as given, or relative to the RMS of the prior kernel's entries."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,7 @@ class Kernel:
     name: str
     factor: torch.Tensor | None = None
     dense: torch.Tensor | None = None
+    degenerate: bool = False
 
     def __post_init__(self) -> None:
         if (self.factor is None) == (self.dense is None):
@@ -89,7 +106,7 @@ class Kernel:
         """Move to ``device`` and cast to ``dtype``."""
         f = self.factor.to(device=device, dtype=dtype) if self.factor is not None else None
         d = self.dense.to(device=device, dtype=dtype) if self.dense is not None else None
-        return Kernel(self.name, f, d)
+        return Kernel(self.name, f, d, self.degenerate)
 
     def frobenius_norm(self) -> float:
         """``||K||_F`` in float64, from the r x r Gram ``ZᵀZ`` for a factor."""
@@ -102,9 +119,13 @@ class Kernel:
     def scaled(self, c: float) -> Kernel:
         """The kernel ``c·K`` (``c >= 0``)."""
         if self.factor is not None:
-            return Kernel(self.name, self.factor * math.sqrt(c), None)
+            return Kernel(self.name, self.factor * math.sqrt(c), None, self.degenerate)
         assert self.dense is not None
-        return Kernel(self.name, None, self.dense * c)
+        return Kernel(self.name, None, self.dense * c, self.degenerate)
+
+    def rms(self) -> float:
+        """RMS of the ``n²`` entries, ``||K||_F / n`` (float64, no n x n matrix for a factor)."""
+        return self.frobenius_norm() / self.n
 
     def to_dense(self) -> torch.Tensor:
         """The n x n matrix (for small n and for summing with a precomputed kernel)."""
@@ -117,9 +138,38 @@ def row_normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def centered_cosine(x: torch.Tensor) -> torch.Tensor:
-    """Factor of ``H C H``: rows normalised, column means subtracted. (n, d) -> (n, d)."""
-    z = row_normalize(x)
-    return z - z.mean(dim=0, keepdim=True)
+    """Factor of ``H C H``: rows normalised, column means subtracted. (n, d) -> (n, d).
+
+    The centering runs in float64 (then cast back), so rows that are equal give a
+    factor of float64 residue, not of float32 residue.
+    """
+    z = row_normalize(x.double())
+    return (z - z.mean(dim=0, keepdim=True)).to(x.dtype)
+
+
+def degenerate_rtol(dtype: torch.dtype) -> float:
+    """Relative spread below which rows count as identical: 64 ulps of ``dtype``
+    (float32: 7.6e-6, float64: 1.4e-14; integers are read as float64)."""
+    dt = dtype if dtype.is_floating_point else torch.float64
+    return _DEGENERATE_ULPS * float(torch.finfo(dt).eps)
+
+
+def rows_identical(z: torch.Tensor, dtype: torch.dtype | None = None) -> bool:
+    """Whether the rows of ``z (n, d)`` are numerically identical (see the module docstring).
+
+    ``||z - mean(z)||_F <= degenerate_rtol(dtype) · ||z||_F`` in float64; ``dtype`` is
+    the precision of the input the rows came from (default ``z.dtype``). All-zero
+    input and ``n = 1`` count as identical.
+    """
+    zd = z.double()
+    scale = float(torch.linalg.matrix_norm(zd)) if zd.numel() else 0.0
+    if scale == 0.0 or zd.shape[0] < 2:
+        return True
+    spread = float(torch.linalg.matrix_norm(zd - zd.mean(dim=0, keepdim=True)))
+    return spread <= degenerate_rtol(dtype or z.dtype) * scale
+
+
+_NORMALISED_ROWS = ("centered_cosine", "cosine")
 
 
 def cosine(x: torch.Tensor) -> torch.Tensor:
@@ -206,6 +256,26 @@ def check_kernel_name(kernel: str, arg: str) -> str:
     return kernel
 
 
+def effective_temperatures(
+    prior: Kernel, temperatures: Sequence[float], scale: str = "absolute"
+) -> list[float]:
+    """The temperatures that enter ``s(K/T)``: as given (``"absolute"``) or times
+    ``prior.rms()`` (``"rms"``; needs a kernel that is not all zeros)."""
+    if scale not in TEMPERATURE_SCALES:
+        raise ValueError(
+            f"temperature_scale={scale!r} is not supported; use one of {TEMPERATURE_SCALES}."
+        )
+    if scale == "absolute":
+        return [float(t) for t in temperatures]
+    rms = prior.rms()
+    if not rms > 0.0 or not math.isfinite(rms):
+        raise ValueError(
+            "temperature_scale='rms' needs a prior kernel with non-zero entries; this one "
+            "is all zeros (a degenerate prior?). Use temperature_scale='absolute'."
+        )
+    return [float(t) * rms for t in temperatures]
+
+
 def build_kernel(
     x: ArrayLike,
     kernel: str = "centered_cosine",
@@ -224,7 +294,8 @@ def build_kernel(
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize={normalize!r} is not supported; use None or 'frobenius'.")
     if kernel == "label_graph":
-        out = Kernel(kernel, factor=label_graph(x, device=device))
+        y = label_graph(x, device=device)
+        out = Kernel(kernel, factor=y, degenerate=rows_identical(y))
     elif kernel == "precomputed":
         k = as_tensor(x, name, ndim=2, device=device)
         if k.shape[0] != k.shape[1]:
@@ -236,8 +307,13 @@ def build_kernel(
     else:
         t = as_tensor(x, name, ndim=2, device=device)
         t = t if t.is_floating_point() else t.double()
-        out = Kernel(kernel, factor=FACTOR_KERNELS[kernel](t))
-    return frobenius_normalize(out, name) if normalize == "frobenius" else out
+        rows = row_normalize(t.double()) if kernel in _NORMALISED_ROWS else t
+        out = Kernel(
+            kernel, factor=FACTOR_KERNELS[kernel](t), degenerate=rows_identical(rows, t.dtype)
+        )
+    if out.degenerate or normalize != "frobenius":
+        return out
+    return frobenius_normalize(out, name)
 
 
 def frobenius_normalize(k: Kernel, name: str = "kernel") -> Kernel:
@@ -285,21 +361,17 @@ def weighted_sum(
     parts = [k.scaled(wb) for k, wb in zip(kernels, w, strict=True) if wb > 0]
     dtype = _common_dtype([k.dtype for k in parts])
     name = "+".join(k.name for k in kernels)
+    degenerate = all(k.degenerate for k in parts)
     if all(k.is_factor for k in parts):
         return Kernel(
             name,
-            factor=torch.cat(
-                [
-                    k.factor.to(dtype)
-                    for k in parts  # type: ignore[union-attr]
-                ],
-                dim=1,
-            ),
+            factor=torch.cat([k.factor.to(dtype) for k in parts], dim=1),  # type: ignore[union-attr]
+            degenerate=degenerate,
         )
     dense = torch.zeros(n, n, dtype=dtype, device=parts[0].device)
     for k in parts:
         dense += k.to_dense().to(dtype)
-    return Kernel(name, dense=dense)
+    return Kernel(name, dense=dense, degenerate=degenerate)
 
 
 def _common_dtype(dtypes: Sequence[torch.dtype]) -> torch.dtype:
@@ -356,12 +428,15 @@ def _is_scalar_row(x: object) -> bool:
 
 __all__ = [
     "FACTOR_KERNELS",
+    "TEMPERATURE_SCALES",
     "Kernel",
     "build_kernel",
     "build_kernels",
     "centered_cosine",
     "check_kernel_name",
     "cosine",
+    "degenerate_rtol",
+    "effective_temperatures",
     "frobenius_normalize",
     "kernel_names",
     "label_graph",
@@ -369,6 +444,7 @@ __all__ = [
     "projection",
     "register_kernel",
     "row_normalize",
+    "rows_identical",
     "view_graph",
     "weighted_sum",
 ]

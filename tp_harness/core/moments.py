@@ -14,6 +14,7 @@ Row sums of a tile are taken in the tile dtype and accumulated in float64.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -25,11 +26,15 @@ from .checks import (
     check_temperatures,
     resolve_device,
 )
-from .kernels import Kernel, build_kernels, check_kernel_name
+from .kernels import Kernel, build_kernels, check_kernel_name, effective_temperatures
 
 SumsFn = Callable[..., torch.Tensor]
 PAIRS_CONVENTION = "ordered pairs (i, j), diagonal included"
 METHODS = ("exact", "monte_carlo")
+
+
+class DegenerateKernelWarning(UserWarning):
+    """A model (or prior) kernel is degenerate: its examples are numerically identical."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class MomentResult:
     ``mean_per_pair`` and ``variance_per_pair`` are divided by ``n²`` so runs with
     different ``n`` compare. For ``method="monte_carlo"`` the ``*_stderr`` fields
     hold the standard errors of ``mean`` and ``variance``; they are 0 for exact.
+    ``temperature`` is the value given; ``effective_temperature`` the one inside
+    ``s(K/T)`` (equal for ``temperature_scale="absolute"``). A ``degenerate`` model
+    kernel (numerically identical examples) has NaN moments.
     """
 
     mean: float
@@ -56,6 +64,9 @@ class MomentResult:
     variance_stderr: float = 0.0
     num_pairs: int | None = None
     pairs: str = PAIRS_CONVENTION
+    effective_temperature: float | None = None
+    temperature_scale: str = "absolute"
+    degenerate: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """Plain-dict view (JSON-serialisable)."""
@@ -218,22 +229,26 @@ def _build_models(
 
 
 def _result(
-    sums: torch.Tensor,
+    sums: torch.Tensor | None,
     se: torch.Tensor | None,
     n: int,
     temperature: float,
+    effective: float,
+    scale: str,
     model_kernel: str,
     prior_kernel: str,
     normalize: str | None,
     method: str,
     num_pairs: int | None,
 ) -> MomentResult:
-    mean, var = float(sums[0]), float(sums[1])
+    """One record; ``sums=None`` for a degenerate model (NaN moments)."""
+    nan = float("nan")
+    mean, var = (nan, nan) if sums is None else (float(sums[0]), float(sums[1]))
     n2 = float(n) ** 2
     return MomentResult(
         mean=mean,
         variance=var,
-        std=math.sqrt(max(var, 0.0)),
+        std=math.sqrt(max(var, 0.0)) if sums is not None else nan,
         mean_per_pair=mean / n2,
         variance_per_pair=var / n2,
         n=n,
@@ -245,7 +260,63 @@ def _result(
         mean_stderr=float(se[0]) if se is not None else 0.0,
         variance_stderr=float(se[1]) if se is not None else 0.0,
         num_pairs=num_pairs,
+        effective_temperature=effective,
+        temperature_scale=scale,
+        degenerate=sums is None,
     )
+
+
+def _warn_degenerate(models: Mapping[str, Kernel], prior: Kernel, many: bool) -> None:
+    for name, m in models.items():
+        if m.degenerate:
+            label = f"model[{name!r}]" if many else "model"
+            warnings.warn(
+                f"{label} is degenerate: its examples are numerically identical (constant "
+                "rows), so it carries no information; its moments are NaN.",
+                DegenerateKernelWarning,
+                stacklevel=3,
+            )
+    if prior.degenerate:
+        warnings.warn(
+            "prior is degenerate: its examples are numerically identical, so every task "
+            "is equally likely; the moments do not rank models.",
+            DegenerateKernelWarning,
+            stacklevel=3,
+        )
+
+
+def _sums(
+    mks: list[Kernel],
+    prior: Kernel,
+    temps: list[float],
+    n: int,
+    method: str,
+    num_pairs: int | None,
+    seed: int | None,
+    block_size: int | None,
+    dev: torch.device,
+    progress: Callable[[int], None] | None,
+    sums_fn: SumsFn | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(models, temperatures, 2) sums and, for Monte Carlo, their standard errors."""
+    if method == "monte_carlo":
+        if num_pairs is None:
+            raise ValueError("method='monte_carlo' needs num_pairs (e.g. num_pairs=1_000_000).")
+        check_positive_int(num_pairs, "num_pairs", minimum=2)
+    if not mks:  # every model is degenerate: nothing to sum
+        return torch.zeros(0, len(temps), 2, dtype=torch.float64), None
+    if method == "exact":
+        bs = (
+            check_positive_int(block_size, "block_size")
+            if block_size is not None
+            else default_block_size(dev)
+        )
+        symmetric = prior.is_factor and all(m.is_factor for m in mks)
+        fn = sums_fn or moment_sums
+        return fn(mks, prior, temps, tile_plan(n, bs, symmetric), progress=progress).cpu(), None
+    assert num_pairs is not None
+    est = monte_carlo_moments(mks, prior, temps, num_pairs, seed)
+    return est[..., 0], est[..., 1]
 
 
 def task_prior_moments(
@@ -257,6 +328,7 @@ def task_prior_moments(
     prior_kernel: str | Sequence[str] = "centered_cosine",
     prior_weights: Sequence[float] | None = None,
     normalize: str | None = None,
+    temperature_scale: str = "absolute",
     method: str = "exact",
     num_pairs: int | None = None,
     seed: int | None = None,
@@ -276,6 +348,9 @@ def task_prior_moments(
             ``prior_kernel="label_graph"``; an (n, n) matrix with ``"precomputed"``.
         temperature: ``T > 0``, or a sequence of them (all in one pass).
         normalize: ``"frobenius"`` divides each kernel by its Frobenius norm.
+        temperature_scale: ``"absolute"`` (default, the paper's ``T``) or ``"rms"``:
+            ``T`` times the RMS of the prior kernel's entries (``||K||_F / n`` of the
+            kernel after ``normalize``), which means the same across ``n`` and datasets.
         method: ``"exact"`` (tiles) or ``"monte_carlo"`` (``num_pairs`` uniform ordered
             pairs with ``seed``; unbiased, with standard errors).
         block_size: tile edge (default 1024 on CPU, 4096 on CUDA).
@@ -287,7 +362,10 @@ def task_prior_moments(
 
     Returns:
         A :class:`MomentResult` for one array and one temperature; otherwise
-        ``{model_name: {temperature: MomentResult}}`` (name ``"model"`` for an array).
+        ``{model_name: {temperature: MomentResult}}`` (name ``"model"`` for an array),
+        keyed by the temperatures as given. A degenerate model (numerically identical
+        examples, see :mod:`tp_harness.core.kernels`) gets NaN moments,
+        ``degenerate=True`` and a :class:`DegenerateKernelWarning` naming it.
     """
     temps, many_t = check_temperatures(temperature)
     if method not in METHODS:
@@ -308,41 +386,33 @@ def task_prior_moments(
                 f"{label} has {mk.n} rows but prior has {n}; "
                 "both must describe the same examples in the same order."
             )
+    eff = effective_temperatures(prior_k, temps, temperature_scale)
+    _warn_degenerate(models, prior_k, many_m)
+    live = [name for name, m in models.items() if not m.degenerate]
     cdt = _compute_dtype([prior_k, *models.values()], dtype)
     prior_k = prior_k.to(dev, cdt)
-    mks = [m.to(dev, cdt) for m in models.values()]
-    se: torch.Tensor | None = None
-    if method == "exact":
-        bs = (
-            check_positive_int(block_size, "block_size")
-            if block_size is not None
-            else default_block_size(dev)
-        )
-        symmetric = prior_k.is_factor and all(m.is_factor for m in mks)
-        sums = (sums_fn or moment_sums)(
-            mks, prior_k, temps, tile_plan(n, bs, symmetric), progress=progress
-        )
-        sums = sums.cpu()
-    else:
-        if num_pairs is None:
-            raise ValueError("method='monte_carlo' needs num_pairs (e.g. num_pairs=1_000_000).")
-        check_positive_int(num_pairs, "num_pairs", minimum=2)
-        est = monte_carlo_moments(mks, prior_k, temps, num_pairs, seed)
-        sums, se = est[..., 0], est[..., 1]
+    mks = [models[name].to(dev, cdt) for name in live]
+    sums, se = _sums(
+        mks, prior_k, eff, n, method, num_pairs, seed, block_size, dev, progress, sums_fn
+    )
     pk = prior_kernel if isinstance(prior_kernel, str) else "+".join(prior_kernel)
+    mc_pairs = num_pairs if method == "monte_carlo" else None
     out: dict[str, dict[float, MomentResult]] = {}
-    for mi, name in enumerate(models):
+    for name in models:
+        mi = live.index(name) if name in live else None
         out[name] = {
             t: _result(
-                sums[mi, ti],
-                None if se is None else se[mi, ti],
+                None if mi is None else sums[mi, ti],
+                None if se is None or mi is None else se[mi, ti],
                 n,
                 t,
+                eff[ti],
+                temperature_scale,
                 model_kernel,
                 pk,
                 normalize,
                 method,
-                num_pairs if method == "monte_carlo" else None,
+                mc_pairs,
             )
             for ti, t in enumerate(temps)
         }

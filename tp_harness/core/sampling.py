@@ -40,7 +40,7 @@ from .checks import (
     check_temperature,
     resolve_device,
 )
-from .kernels import Kernel, build_kernels
+from .kernels import Kernel, build_kernels, effective_temperatures
 
 MAX_REDRAW_ROUNDS = 10
 _BLOCK = 8
@@ -296,11 +296,33 @@ def _too_small(labels: torch.Tensor, q: int, min_class_fraction: float) -> torch
 # ----------------------------------------------------------------------------- inputs
 
 
+def prior_kernel_of(
+    prior: ArrayLike | Sequence[ArrayLike] | Kernel,
+    prior_kernel: str | Sequence[str] = "centered_cosine",
+    prior_weights: Sequence[float] | None = None,
+    device: torch.device | None = None,
+    normalize: str | None = None,
+) -> Kernel:
+    """The prior as a :class:`Kernel` on ``device`` (built like :func:`task_prior_moments`
+    builds it, so both see the same ``K``)."""
+    if isinstance(prior, Kernel):
+        return prior.to(device or torch.device("cpu"), prior.dtype)
+    return build_kernels(
+        prior,
+        prior_kernel,
+        weights=prior_weights,
+        name="prior",
+        normalize=normalize,
+        device=device,
+    )
+
+
 def prior_factor(
     prior: ArrayLike | Sequence[ArrayLike] | Kernel,
     prior_kernel: str | Sequence[str] = "centered_cosine",
     prior_weights: Sequence[float] | None = None,
     device: torch.device | None = None,
+    normalize: str | None = None,
 ) -> torch.Tensor:
     """The factor ``Z (n, r)`` with ``K = Z Zᵀ`` of a prior, on ``device``.
 
@@ -309,12 +331,12 @@ def prior_factor(
     eigendecomposition in float64 (O(n³)); it must be positive semidefinite. A factor
     wider than ``n`` is replaced by the ``(n, n)`` factor ``Rᵀ`` of ``Zᵀ = QR``.
     """
-    if isinstance(prior, Kernel):
-        kernel = prior.to(device or torch.device("cpu"), prior.dtype)
-    else:
-        kernel = build_kernels(
-            prior, prior_kernel, weights=prior_weights, name="prior", device=device
-        )
+    kernel = prior_kernel_of(prior, prior_kernel, prior_weights, device, normalize)
+    return kernel_factor(kernel)
+
+
+def kernel_factor(kernel: Kernel) -> torch.Tensor:
+    """``Z (n, r <= n)`` with ``Z Zᵀ = K`` of a built kernel (see :func:`prior_factor`)."""
     if kernel.factor is not None:
         z = kernel.factor
     else:
@@ -395,6 +417,8 @@ def sample_tasks_with_info(
     seed: int,
     prior_kernel: str | Sequence[str] = "centered_cosine",
     prior_weights: Sequence[float] | None = None,
+    normalize: str | None = None,
+    temperature_scale: str = "absolute",
     gibbs_sweeps: int = 0,
     min_class_fraction: float = 0.0,
     device: str | torch.device | None = None,
@@ -407,8 +431,9 @@ def sample_tasks_with_info(
     ``min_class_fraction`` filter), ``redraw_rounds`` (most rounds any task needed),
     ``smallest_class_fraction`` (over the returned tasks) and the settings used
     (``seed``, ``num_tasks``, ``num_classes``, ``temperature``, ``gibbs_sweeps``,
-    ``min_class_fraction``, ``prior_kernel``, ``n``, ``rank``, ``batch_size``,
-    ``device``, ``dtype``). See :func:`sample_tasks` for the arguments.
+    ``min_class_fraction``, ``prior_kernel``, ``normalize``, ``temperature_scale``,
+    ``effective_temperature``, ``n``, ``rank``, ``batch_size``, ``device``, ``dtype``).
+    See :func:`sample_tasks` for the arguments.
     """
     s_total = check_positive_int(num_tasks, "num_tasks")
     q = check_positive_int(num_classes, "num_classes", minimum=2)
@@ -416,7 +441,9 @@ def sample_tasks_with_info(
     sweeps = check_positive_int(gibbs_sweeps, "gibbs_sweeps", minimum=0)
     seed = _check_seed(seed)
     dev = resolve_device(device)
-    z = prior_factor(prior, prior_kernel, prior_weights, dev)
+    kernel = prior_kernel_of(prior, prior_kernel, prior_weights, dev, normalize)
+    (t_eff,) = effective_temperatures(kernel, [t], temperature_scale)
+    z = kernel_factor(kernel)
     n, r = z.shape
     frac = _check_min_class_fraction(min_class_fraction, q, n)
     batch = (
@@ -424,7 +451,7 @@ def sample_tasks_with_info(
         if batch_size is None
         else check_positive_int(batch_size, "batch_size")
     )
-    draw = _drawer(z, seed, q, 1.0 / t, sweeps)
+    draw = _drawer(z, seed, q, 1.0 / t_eff, sweeps)
     tasks = torch.empty(s_total, n, dtype=torch.long, device=dev)
     redrawn, rounds = 0, 0
     for start in range(0, s_total, batch):
@@ -438,7 +465,7 @@ def sample_tasks_with_info(
             rounds = max(rounds, attempt)
             tasks[bad] = draw(bad, attempt)
         else:
-            _raise_if_too_small(tasks[ids], q, frac, temperature)
+            _raise_if_too_small(tasks[ids], q, frac, t)
     counts = class_counts(tasks, q)
     info: dict[str, Any] = {
         "redrawn": redrawn,
@@ -448,6 +475,9 @@ def sample_tasks_with_info(
         "num_tasks": s_total,
         "num_classes": q,
         "temperature": t,
+        "effective_temperature": t_eff,
+        "temperature_scale": temperature_scale,
+        "normalize": normalize,
         "gibbs_sweeps": sweeps,
         "min_class_fraction": frac,
         "prior_kernel": prior.name if isinstance(prior, Kernel) else prior_kernel,
@@ -479,6 +509,8 @@ def sample_tasks(
     seed: int,
     prior_kernel: str | Sequence[str] = "centered_cosine",
     prior_weights: Sequence[float] | None = None,
+    normalize: str | None = None,
+    temperature_scale: str = "absolute",
     gibbs_sweeps: int = 0,
     min_class_fraction: float = 0.0,
     device: str | torch.device | None = None,
@@ -488,7 +520,9 @@ def sample_tasks(
 
     ``prior``: features (n, d) (or a list of arrays for a weighted sum of kernels,
     ``prior_kernel`` one name or one per array, ``prior_weights`` one weight each), or
-    a built :class:`~tp_harness.kernels.Kernel`. Each task runs Algorithm 1 in its own
+    a built :class:`~tp_harness.kernels.Kernel`. ``normalize`` and ``temperature_scale``
+    read ``K`` and ``T`` exactly as :func:`~tp_harness.task_prior_moments` does, so tasks
+    come from the prior its closed form describes. Each task runs Algorithm 1 in its own
     random visiting order, then ``gibbs_sweeps`` Gibbs sweeps targeting the Potts
     measure exactly. Tasks whose smallest class fraction (count / n) is below
     ``min_class_fraction`` are redrawn, at most ``MAX_REDRAW_ROUNDS`` times, then a
@@ -508,6 +542,8 @@ def sample_tasks(
         seed=seed,
         prior_kernel=prior_kernel,
         prior_weights=prior_weights,
+        normalize=normalize,
+        temperature_scale=temperature_scale,
         gibbs_sweeps=gibbs_sweeps,
         min_class_fraction=min_class_fraction,
         device=device,

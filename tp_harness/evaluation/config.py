@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..core.kernels import NORMALIZATIONS, kernel_names
+from ..core.kernels import NORMALIZATIONS, TEMPERATURE_SCALES, kernel_names
 from ..core.probes import probe_names
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "tasks"
@@ -39,6 +39,7 @@ class Config:
     model_kernel: str = "centered_cosine"
     prior_kernel: str = "centered_cosine"
     normalize: str | None = None
+    temperature_scale: str = "absolute"
     num_tasks: int = 256
     num_classes: tuple[int, ...] = (2,)
     task_temperature: float | None = None
@@ -73,11 +74,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-
-    @property
-    def sampler_temperature(self) -> float:
-        """Temperature used to sample tasks: ``task_temperature`` or the first temperature."""
-        return self.task_temperature if self.task_temperature is not None else self.temperatures[0]
 
 
 _TUPLE_FIELDS = {
@@ -153,6 +149,10 @@ def validate(c: Config) -> None:
             f"kernel; choose one of {', '.join(kernel_names())}.",
         )
     _check(c.normalize in NORMALIZATIONS, f"normalize must be one of {NORMALIZATIONS}.")
+    _check(
+        c.temperature_scale in TEMPERATURE_SCALES,
+        f"temperature_scale must be one of {TEMPERATURE_SCALES}; got {c.temperature_scale!r}.",
+    )
     _check(
         c.dtype in ("float32", "bfloat16", "float16"),
         f"dtype must be float32, bfloat16 or float16; got {c.dtype!r}.",

@@ -5,11 +5,17 @@ baselines run on the main process only (they are cheap next to the O(n²) moment
 need no reduction), then all ranks meet at a barrier. Writing the run folder and
 pushing are the publishing floor's (:func:`tp_harness.publishing.write_outputs`,
 :func:`tp_harness.publishing.push_run`), composed by the CLI.
+
+Trust contracts (``docs/conventions.md``): each prior gets its own tasks, drawn from the
+same kernel, normalisation and temperature as its closed form; every score record carries
+``flags`` (degenerate, the prior's own kernel, a duplicate) and flagged records are left
+out of the correlations, each of which lists the ``models`` it used.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,21 +29,10 @@ from ..core.stats import correlation_with_ci
 from . import representations
 from .config import Config
 from .distributed import DistContext, distributed_moment_sums, init_context
+from .flags import flag_scores, rankable
+from .priors import LABELS_PRIOR, SELF_PRIOR, Prior, resolve_priors
 from .results import Results
-
-LABELS_PRIOR = "labels"
-SELF_PRIOR = "self"
-
-
-@dataclass
-class Prior:
-    """A resolved prior: ``inputs`` and ``kernel`` as :func:`task_prior_moments` takes them."""
-
-    name: str
-    inputs: Any
-    kernel: str | list[str]
-    weights: list[float] | None = None
-    per_model: bool = False  # "self": each model is its own prior
+from .tasks import num_probe_fits, run_probes, sample_task_sets, task_temperature_for
 
 
 @dataclass
@@ -61,37 +56,6 @@ def _progress_bar(ctx: DistContext, enabled: bool, total: int, desc: str) -> Any
     return tqdm(total=total, desc=desc, disable=not (enabled and ctx.is_main), leave=False)
 
 
-def resolve_priors(
-    config: Config,
-    reps: representations.Representations,
-    prior_reps: representations.Representations,
-    labels: np.ndarray | None,
-) -> list[Prior]:
-    """Turn ``config.priors`` into :class:`Prior` objects (a weighted sum when weights are set)."""
-    entries = list(config.priors) or [SELF_PRIOR]
-    priors = []
-    for entry in entries:
-        if entry == LABELS_PRIOR:
-            if labels is None:
-                raise ValueError(
-                    "prior 'labels' needs a dataset with a label column; "
-                    "pass --label-column or choose another prior."
-                )
-            priors.append(Prior(LABELS_PRIOR, labels, "label_graph"))
-        elif entry == SELF_PRIOR:
-            priors.append(Prior(SELF_PRIOR, None, config.prior_kernel, per_model=True))
-        else:
-            name, x = prior_reps.lookup(entry, fallback=reps)
-            priors.append(Prior(name, x, config.prior_kernel))
-    if config.prior_weights is None:
-        return priors
-    if any(p.per_model for p in priors):
-        raise ValueError("prior 'self' cannot be part of a weighted sum (--prior-weights).")
-    w = list(config.prior_weights)
-    name = " + ".join(f"{wi:g}*{p.name}" for wi, p in zip(w, priors, strict=True))
-    return [Prior(name, [p.inputs for p in priors], [str(p.kernel) for p in priors], w)]
-
-
 def compute_scores(
     config: Config,
     reps: representations.Representations,
@@ -101,13 +65,6 @@ def compute_scores(
 ) -> list[dict[str, Any]]:
     """Moments for every model x prior x temperature (tiles split over ranks)."""
     sums_fn = functools.partial(distributed_moment_sums, ctx)
-    common = dict(
-        model_kernel=config.model_kernel,
-        normalize=config.normalize,
-        device=ctx.device,
-        sums_fn=sums_fn,
-        block_size=config.block_size,
-    )
     records = []
     for prior in priors:
         groups = (
@@ -126,9 +83,14 @@ def compute_scores(
                 list(config.temperatures),
                 prior_kernel=prior.kernel,
                 prior_weights=prior.weights,
+                temperature_scale=config.temperature_scale,
+                model_kernel=config.model_kernel,
+                normalize=config.normalize,
+                device=ctx.device,
+                sums_fn=sums_fn,
+                block_size=config.block_size,
                 progress=bar.update,
-                **common,
-            )  # type: ignore[arg-type]
+            )
             bar.close()
             assert isinstance(out, dict)
             for name, by_t in out.items():
@@ -149,74 +111,10 @@ def _score_record(model: str, prior: str, r: MomentResult) -> dict[str, Any]:
     return {"model": model, "prior": prior, **d}
 
 
-def sample_all_tasks(
-    config: Config, prior: Prior, reps: representations.Representations, ctx: DistContext
-) -> dict[int, tuple[Any, dict[str, Any]]]:
-    """Tasks for each class count from the first prior: {q: (tasks (S, n), info)}."""
-    from ..core.sampling import sample_tasks_with_info
-
-    inputs = prior.inputs
-    kernel = prior.kernel
-    if prior.per_model:  # "self" first: sample from the first model's kernel
-        inputs = next(iter(reps.arrays.values()))
-    out = {}
-    for q in config.num_classes:
-        out[q] = sample_tasks_with_info(
-            inputs,
-            config.num_tasks,
-            q,
-            config.sampler_temperature,
-            seed=config.seed,
-            prior_kernel=kernel,
-            prior_weights=prior.weights,
-            gibbs_sweeps=config.gibbs_sweeps,
-            min_class_fraction=config.min_class_fraction,
-            device=ctx.device,
-        )
-    return out
-
-
-def run_probes(
-    config: Config,
-    reps: representations.Representations,
-    tasks: dict[int, tuple[Any, dict[str, Any]]],
-    progress: Callable[[int], None] | None = None,
-) -> tuple[list[dict[str, Any]], dict[tuple[str, int, str], np.ndarray]]:
-    """Probe every model on every task set: summary records and per-task accuracies."""
-    from ..core.probes import probe_tasks
-
-    records, accuracies = [], {}
-    for name, x in reps.arrays.items():
-        for q, (t, _) in tasks.items():
-            for probe in config.probes:
-                res = probe_tasks(
-                    x,
-                    t,
-                    probe=probe,
-                    alpha=config.probe_alpha,
-                    k=config.knn_k,
-                    test_fraction=config.test_fraction,
-                    seed=config.seed,
-                )
-                acc = np.asarray(res.accuracy, dtype=np.float64)
-                accuracies[(name, q, probe)] = acc
-                records.append(
-                    {
-                        "model": name,
-                        "num_classes": q,
-                        "probe": probe,
-                        **res.summary(),
-                        "task_accuracies": acc.round(6).tolist(),
-                    }
-                )
-                if progress is not None:
-                    progress(1)
-    return records, accuracies
-
-
 def compute_baselines(
     reps: representations.Representations, labels: np.ndarray | None, prior: Prior | None
 ) -> list[dict[str, Any]]:
+    # A baseline is None where it is undefined (degenerate features give NaN).
     """RankMe, alpha-ReQ, kernel-target alignment with labels, linear CKA with the prior."""
     from ..core import baselines as bl
 
@@ -244,41 +142,53 @@ def compute_baselines(
 
 
 def _safe(fn: Callable[..., float], *args: Any) -> float | None:
-    """A baseline value, or None where it is undefined (e.g. constant features)."""
+    """A baseline value, or None where it is undefined (degenerate or constant features)."""
     try:
-        return float(fn(*args))
+        value = float(fn(*args))
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def compute_correlations(
     config: Config, scores: list[dict[str, Any]], probes: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Across models: closed-form mean/std vs probe accuracy mean/std, bootstrap 95% CIs."""
+    """Across unflagged models: closed-form mean/std vs probe accuracy mean/std on the tasks
+    of the same prior (and temperature), bootstrap 95% CIs; each record lists its ``models``."""
     out = []
     pairs = [("mean_per_pair", "mean"), ("std", "std")]
     for prior, t in sorted({(s["prior"], s["temperature"]) for s in scores}):
         score_by_model = {
-            s["model"]: s for s in scores if s["prior"] == prior and s["temperature"] == t
+            s["model"]: s
+            for s in scores
+            if s["prior"] == prior and s["temperature"] == t and rankable(s)
         }
+        t_tasks = task_temperature_for(config, t)
         for q in config.num_classes:
             for probe in config.probes:
                 pr = {
-                    p["model"]: p for p in probes if p["num_classes"] == q and p["probe"] == probe
+                    p["model"]: p
+                    for p in probes
+                    if p["prior"] == prior
+                    and p["temperature"] == t_tasks
+                    and p["num_classes"] == q
+                    and p["probe"] == probe
                 }
                 models = [m for m in score_by_model if m in pr]
                 for xk, yk in pairs:
-                    x = np.array([score_by_model[m][xk] for m in models])
-                    y = np.array([pr[m][yk] for m in models])
+                    x = np.array([score_by_model[m][xk] for m in models], dtype=np.float64)
+                    y = np.array([pr[m][yk] for m in models], dtype=np.float64)
                     c = correlation_with_ci(x, y, num_bootstrap=config.bootstrap, seed=config.seed)
                     out.append(
                         {
                             "prior": prior,
                             "temperature": t,
+                            "task_temperature": t_tasks,
                             "num_classes": q,
                             "probe": probe,
                             "x": xk,
                             "y": f"accuracy_{yk}",
+                            "models": models,
                             **c,
                         }
                     )
@@ -332,6 +242,8 @@ def run(config: Config, *, ctx: DistContext | None = None, progress: bool = True
     priors = resolve_priors(config, reps, prior_reps, data.labels)
     with timer.stage("moments"):
         scores = compute_scores(config, reps, priors, ctx, progress)
+    with timer.stage("flags"):
+        flag_scores(config, reps, priors, scores)
     results = Results(
         config=config.to_dict(),
         data=_data_record(data),
@@ -358,15 +270,15 @@ def _main_process_stages(
     timer: Timer,
     progress: bool,
 ) -> None:
+    degenerate = {s["model"] for s in results.scores if s.get("degenerate")}
     with timer.stage("sampling"):
-        tasks = sample_all_tasks(config, priors[0], reps, ctx)
-    results.tasks = [dict(info, prior=priors[0].name) for _, info in tasks.values()]
-    results.task_arrays = {q: t.cpu().numpy() for q, (t, _) in tasks.items()}
+        task_sets = sample_task_sets(config, priors, reps, ctx.device, skip=degenerate)
+    results.task_sets = task_sets
+    results.tasks = [dict(ts.info, prior=ts.label) for ts in task_sets]
     results.example_ids = np.asarray(data.example_ids)
     with timer.stage("probes"):
-        total = len(reps.arrays) * len(tasks) * len(config.probes)
-        bar = _progress_bar(ctx, progress, total, "probes")
-        results.probes, acc = run_probes(config, reps, tasks, bar.update)
+        bar = _progress_bar(ctx, progress, num_probe_fits(config, reps, task_sets), "probes")
+        results.probes, acc = run_probes(config, reps, task_sets, data.labels, bar.update)
         bar.close()
     results.task_accuracies = acc
     with timer.stage("baselines"):
@@ -389,4 +301,12 @@ def _data_record(data: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["Prior", "compute_correlations", "compute_scores", "resolve_priors", "run"]
+__all__ = [
+    "LABELS_PRIOR",
+    "SELF_PRIOR",
+    "Prior",
+    "compute_correlations",
+    "compute_scores",
+    "resolve_priors",
+    "run",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -41,6 +42,28 @@ def package_versions() -> dict[str, str | None]:
 
 
 @dataclass
+class TaskSet:
+    """One set of sampled tasks: ``tasks (num_tasks, n)`` int labels in ``0..q-1``.
+
+    Sampled from ``prior`` at ``temperature`` (as given, read in the run's
+    ``temperature_scale``); ``model`` is set for the ``self`` prior, whose tasks belong
+    to one model. ``info`` holds the sampler's settings and counters.
+    """
+
+    prior: str
+    temperature: float
+    num_classes: int
+    tasks: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The prior as the tasks dataset names it (``self:MODEL`` for the self prior)."""
+        return self.prior if self.model is None else f"{self.prior}:{self.model}"
+
+
+@dataclass
 class Results:
     """A run's results; ``scores``, ``probes``, ``baselines``, ``correlations`` are record lists."""
 
@@ -58,14 +81,14 @@ class Results:
     versions: dict[str, str | None] = field(default_factory=package_versions)
     schema_version: str = SCHEMA_VERSION
     # In-memory only (not in results.json): what the run folder and figures are made of.
-    task_arrays: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
-    """Sampled tasks per class count q: ``(num_tasks, n)`` int labels."""
+    task_sets: list[TaskSet] = field(default_factory=list, repr=False)
+    """The sampled tasks, one :class:`TaskSet` per (prior, temperature, q[, model])."""
     example_ids: np.ndarray | None = field(default=None, repr=False)
     """``(n,)`` row index of each example in the source dataset."""
-    task_accuracies: dict[tuple[str, int, str], np.ndarray] = field(
+    task_accuracies: dict[tuple[str, str, float, int, str], np.ndarray] = field(
         default_factory=dict, repr=False
     )
-    """``(model, q, probe)`` -> ``(num_tasks,)`` held-out accuracy per task."""
+    """``(model, prior, temperature, q, probe)`` -> ``(num_tasks,)`` held-out accuracy."""
     is_main: bool = field(default=True, repr=False)
     """Whether this process ran the main-process stages (tasks, probes, baselines)."""
 
@@ -89,7 +112,8 @@ class Results:
     def save(self, output_dir: str | Path) -> Path:
         """Write ``results.json`` atomically into ``output_dir``; returns its path."""
         path = Path(output_dir) / RESULTS_FILE
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=_json_default))
+        text = json.dumps(strict_json(self.to_dict()), indent=2, allow_nan=False)
+        atomic_write_text(path, text)
         return path
 
     @classmethod
@@ -124,6 +148,20 @@ class Results:
         if not p.exists():
             raise FileNotFoundError(f"no {RESULTS_FILE} at {p}; pass a run's --output-dir.")
         return cls.from_dict(json.loads(p.read_text()))
+
+
+def strict_json(o: Any) -> Any:
+    """``o`` with arrays and numpy scalars as plain values and NaN/inf as None (``null``),
+    so every file is strictly valid JSON (Node's ``JSON.parse`` reads it)."""
+    if isinstance(o, dict):
+        return {k: strict_json(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [strict_json(v) for v in o]
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if hasattr(o, "tolist") or hasattr(o, "item"):
+        return strict_json(_json_default(o))
+    return o
 
 
 def _json_default(o: Any) -> Any:

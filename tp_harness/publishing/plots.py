@@ -39,16 +39,31 @@ def mean_std_scatter(scores: Sequence[Mapping[str, Any]], path: str | Path) -> P
     keys = sorted(groups)
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
-        recs = groups[key]
-        x = [r["mean_per_pair"] for r in recs]
-        y = [r["std"] / r["n"] for r in recs]
-        ax.scatter(x, y)
-        for r, xi, yi in zip(recs, x, y, strict=True):
-            ax.annotate(r["model"], (xi, yi), fontsize=7)
+        recs = [r for r in groups[key] if _finite(r["mean_per_pair"])]
+        for flagged in (False, True):
+            sub = [r for r in recs if bool(r.get("flags")) == flagged]
+            x = [r["mean_per_pair"] for r in sub]
+            y = [r["std"] / r["n"] for r in sub]
+            ax.scatter(
+                x,
+                y,
+                marker="x" if flagged else "o",
+                c="grey" if flagged else None,
+                label="flagged (not ranked)" if flagged and sub else None,
+            )
+            for r, xi, yi in zip(sub, x, y, strict=True):
+                mark = f" [{', '.join(r['flags'])}]" if flagged else ""
+                ax.annotate(f"{r['model']}{mark}", (xi, yi), fontsize=7)
+        if any(r.get("flags") for r in recs):
+            ax.legend(fontsize=7)
         ax.set_xlabel("E[Tr(MG)] / n²")
         ax.set_ylabel("std[Tr(MG)] / n")
         ax.set_title(f"prior={key[0]}  T={key[1]:g}", fontsize=9)
     return _save(fig, path)
+
+
+def _finite(v: Any) -> bool:
+    return v is not None and np.isfinite(float(v))
 
 
 def accuracy_distributions(
@@ -73,13 +88,16 @@ def layer_curves(
     ``rows`` are records with ``model`` (``base@layerK``) and the metric keys.
     """
     series: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
+    marked: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         base, layer = split_layer(str(r["model"]))
         if layer is None:
             continue
         for m in metrics:
-            if r.get(m) is not None:
+            if _finite(r.get(m)):
                 series[base][m].append((layer, float(r[m])))
+                if r.get("flags"):
+                    marked[base][m].append((layer, float(r[m])))
     if not series:
         return None
     plt = _pyplot()
@@ -89,6 +107,17 @@ def layer_curves(
             pts = sorted(by_metric.get(m, []))
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=base)
+            bad = marked[base].get(m, [])
+            if bad:
+                ax.scatter(
+                    [p[0] for p in bad],
+                    [p[1] for p in bad],
+                    marker="x",
+                    c="black",
+                    s=60,
+                    zorder=3,
+                    label=f"{base}: flagged (not ranked)",
+                )
         ax.set_xlabel("layer")
         ax.set_title(m, fontsize=9)
     axes[0][0].legend(fontsize=7)

@@ -1,13 +1,58 @@
-"""Human-readable views of a run: the ranked console table and ``summary.md`` (pure functions)."""
+"""Human-readable views of a run: the ranked console table and ``summary.md`` (pure functions).
+
+Every column says what it is: the closed-form columns are per pair (``E[Tr(MG)]/n²``,
+``std/n``); each probe column names its probe and class count (``ridge acc (q=2)``: mean
+held-out accuracy over the tasks sampled from the same prior and temperature) and
+``ridge label acc`` is the same probe on the dataset's labels. Flagged models (the
+prior's own kernel, a duplicate, a degenerate kernel) are listed with their flags but
+get no rank.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+FLAG_LEGEND = (
+    "rank: among unflagged models only. flags: `prior` = the model's kernel is the prior's "
+    "own; `duplicate_of:X` = the same kernel as model X; `degenerate` = numerically "
+    "identical examples (no score)."
+)
+
 
 def _fmt(v: Any, spec: str = ".4g") -> str:
-    return "" if v is None else format(v, spec) if isinstance(v, (int, float)) else str(v)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "" if v is None else "nan"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x, spec) for x in v)
+    return format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+
+def _key(v: Any) -> float:
+    """Sort key: larger first, None/NaN last."""
+    return -float(v) if v is not None and not math.isnan(float(v)) else math.inf
+
+
+def task_temperature(config: Mapping[str, Any], temperature: float) -> float:
+    """The temperature of the tasks compared with scores at ``temperature``."""
+    t = config.get("task_temperature")
+    return float(t) if t is not None else float(temperature)
+
+
+def probe_settings(probes: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    """The (probe, q) pairs of a run, in first-seen order."""
+    return list(dict.fromkeys((str(p["probe"]), int(p["num_classes"])) for p in probes))
+
+
+def probe_column(probe: str, q: int) -> str:
+    """Header of a sampled-task accuracy column: ``ridge acc (q=2)``."""
+    return f"{probe} acc (q={q})"
+
+
+def label_column(probe: str) -> str:
+    """Header of a real-label accuracy column: ``ridge label acc``."""
+    return f"{probe} label acc"
 
 
 def ranked_rows(
@@ -15,21 +60,29 @@ def ranked_rows(
     probes: Sequence[Mapping[str, Any]],
     prior: str,
     temperature: float,
+    task_temp: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Score records of one prior x temperature, ranked by mean per pair, with probe means joined.
+    """Score records of one prior x temperature: unflagged ones ranked by mean per pair
+    (rank 1 = largest), flagged ones after them without a rank.
 
-    Probe columns take the first probe record of each model (first class count, first probe).
+    Each row gets one ``probe acc (q=..)`` value per (probe, q) from the probes on the
+    tasks of the same prior at ``task_temp`` (default ``temperature``), and one
+    ``label acc`` value per probe.
     """
-    first_probe: dict[str, Mapping[str, Any]] = {}
-    for rec in probes:
-        first_probe.setdefault(str(rec["model"]), rec)
+    t_tasks = temperature if task_temp is None else task_temp
+    mine = [p for p in probes if p.get("prior") == prior and p.get("temperature") == t_tasks]
     rows = [dict(s) for s in scores if s["prior"] == prior and s["temperature"] == temperature]
-    rows.sort(key=lambda r: -float(r["mean_per_pair"]))
-    for rank, r in enumerate(rows, start=1):
-        r["rank"] = rank
-        p: Mapping[str, Any] | None = first_probe.get(str(r["model"]))
-        r["probe_accuracy_mean"] = p["mean"] if p else None
-        r["probe_accuracy_p5"] = p["p5"] if p else None
+    rows.sort(key=lambda r: (bool(r.get("flags")), _key(r.get("mean_per_pair"))))
+    rank = 0
+    for r in rows:
+        rank += 0 if r.get("flags") else 1
+        r["rank"] = None if r.get("flags") else rank
+        r["std_per_n"] = None if r.get("std") is None else r["std"] / r["n"]
+        r["flags"] = ", ".join(r.get("flags") or [])
+        for p in mine:
+            if p["model"] == r["model"]:
+                r[probe_column(p["probe"], p["num_classes"])] = p["mean"]
+                r[label_column(p["probe"])] = p.get("label_accuracy")
     return rows
 
 
@@ -41,54 +94,94 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[st
     return "\n".join([head, sep, *body])
 
 
-SCORE_COLUMNS = [
-    ("rank", "rank"),
-    ("model", "model"),
-    ("mean_per_pair", "E[Tr(MG)]/n²"),
-    ("std_per_n", "std/n"),
-    ("probe_accuracy_mean", "probe acc"),
-    ("probe_accuracy_p5", "probe acc p5"),
-]
+def score_columns(probes: Sequence[Mapping[str, Any]], labels: bool) -> list[tuple[str, str]]:
+    """Columns of a ranked table: rank, model, the closed form, one per probe setting, flags."""
+    cols = [
+        ("rank", "rank"),
+        ("model", "model"),
+        ("mean_per_pair", "E[Tr(MG)]/n²"),
+        ("std_per_n", "std/n"),
+    ]
+    settings = probe_settings(probes)
+    cols += [(probe_column(p, q), probe_column(p, q)) for p, q in settings]
+    if labels:
+        cols += [(label_column(p), label_column(p)) for p in dict.fromkeys(p for p, _ in settings)]
+    return [*cols, ("flags", "flags")]
+
+
+def _group_header(results: Mapping[str, Any], prior: str, t: float) -> str:
+    rec = next(s for s in results["scores"] if s["prior"] == prior and s["temperature"] == t)
+    eff = rec.get("effective_temperature")
+    scale = rec.get("temperature_scale", "absolute")
+    t_text = f"T = {t:g}" + (
+        f" (effective {eff:.4g}, {scale} scale)" if scale != "absolute" else ""
+    )
+    return (
+        f"prior = {prior} (kernel {rec.get('prior_kernel')}), model kernel "
+        f"{rec.get('model_kernel')}, normalize {rec.get('normalize')}, {t_text}, n = {rec['n']}; "
+        f"probes on tasks sampled from this prior at T = "
+        f"{task_temperature(results.get('config', {}), t):g}"
+    )
 
 
 def ranked_tables(results: Mapping[str, Any]) -> str:
-    """One ranked table per prior x temperature."""
-    scores = [dict(s, std_per_n=s["std"] / s["n"]) for s in results["scores"]]
-    keys = sorted({(s["prior"], s["temperature"]) for s in scores}, key=lambda k: (k[0], k[1]))
+    """One ranked table per prior x temperature, with the flag legend."""
+    scores = results["scores"]
+    probes = results.get("probes", [])
+    labels = any(p.get("label_accuracy") is not None for p in probes)
+    cols = score_columns(probes, labels)
+    cfg = results.get("config", {})
+    keys = sorted({(s["prior"], s["temperature"]) for s in scores})
     out = []
     for prior, t in keys:
-        rows = ranked_rows(scores, results.get("probes", []), prior, t)
-        out += [f"prior = {prior}, T = {t:g}", "", markdown_table(rows, SCORE_COLUMNS), ""]
+        rows = ranked_rows(scores, probes, prior, t, task_temperature(cfg, t))
+        out += [_group_header(results, prior, t), "", markdown_table(rows, cols), ""]
+    if any(s.get("flags") for s in scores):
+        out += [FLAG_LEGEND, ""]
     return "\n".join(out)
+
+
+def _setup_lines(results: Mapping[str, Any]) -> list[str]:
+    cfg, data = results["config"], results.get("data", {})
+    scores = results.get("scores", [])
+    priors = dict.fromkeys((s["prior"], s.get("prior_kernel")) for s in scores)
+    temps = dict.fromkeys((s["temperature"], s.get("effective_temperature")) for s in scores)
+    scale = scores[0].get("temperature_scale", "absolute") if scores else "absolute"
+    t_task = cfg.get("task_temperature")
+    return [
+        f"- dataset: `{data.get('dataset', cfg.get('dataset'))}` (n = {data.get('n')})",
+        f"- models: {', '.join(f'`{m}`' for m in cfg.get('models', []))}",
+        "- priors: " + ", ".join(f"`{p}` (kernel `{k}`)" for p, k in priors),
+        f"- model kernel `{cfg.get('model_kernel')}`, normalize `{cfg.get('normalize')}`",
+        f"- temperatures ({scale} scale): "
+        + ", ".join(f"T = {t:g} (effective {e:.4g})" for t, e in temps if e is not None),
+        f"- tasks: {cfg.get('num_tasks')} per prior, temperature and q in "
+        f"{cfg.get('num_classes')}, sampled from the same prior "
+        + (f"at task_temperature = {t_task:g}" if t_task is not None else "at each temperature")
+        + f" (prefix sampler, {cfg.get('gibbs_sweeps', 0)} Gibbs sweeps, "
+        f"min_class_fraction {cfg.get('min_class_fraction')}); probes {cfg.get('probes')} "
+        f"on one shared split (test_fraction {cfg.get('test_fraction')})",
+    ]
 
 
 def summary_markdown(results: Mapping[str, Any]) -> str:
     """The ``summary.md`` of a run: setup, ranked tables, probes, correlations, timings."""
-    cfg, data = results["config"], results.get("data", {})
-    lines = [
-        f"# tp-harness run: {cfg.get('name', 'run')}",
-        "",
-        f"- dataset: `{data.get('dataset', cfg.get('dataset'))}` (n = {data.get('n')})",
-        f"- models: {', '.join(f'`{m}`' for m in cfg.get('models', []))}",
-        f"- priors: {', '.join(f'`{p}`' for p in cfg.get('priors', []))}",
-        f"- temperatures: {cfg.get('temperatures')}; kernels: model "
-        f"`{cfg.get('model_kernel')}`, prior `{cfg.get('prior_kernel')}`, "
-        f"normalize `{cfg.get('normalize')}`",
-        "",
-        "## Closed-form scores",
-        "",
-        ranked_tables(results),
-    ]
+    cfg = results["config"]
+    lines = [f"# tp-harness run: {cfg.get('name', 'run')}", "", *_setup_lines(results), ""]
+    lines += ["## Closed-form scores", "", ranked_tables(results)]
     if results.get("probes"):
         cols = [
             ("model", "model"),
+            ("prior", "prior"),
+            ("temperature", "T (tasks)"),
             ("num_classes", "q"),
             ("probe", "probe"),
-            ("mean", "mean"),
+            ("mean", "mean acc"),
             ("std", "std"),
             ("p5", "p5"),
             ("min", "min"),
             ("gain_over_majority", "gain vs majority"),
+            ("label_accuracy", "label acc"),
         ]
         lines += ["## Probes on sampled tasks", "", markdown_table(results["probes"], cols), ""]
     if results.get("correlations"):
@@ -99,16 +192,27 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
             ("probe", "probe"),
             ("x", "closed form"),
             ("y", "probe"),
+            ("m", "models"),
             ("pearson", "Pearson"),
             ("pearson_ci", "95% CI"),
             ("spearman", "Spearman"),
             ("spearman_ci", "95% CI"),
         ]
         rows = [
-            dict(c, pearson_ci=_ci(c["pearson_ci"]), spearman_ci=_ci(c["spearman_ci"]))
+            dict(
+                c,
+                m=len(c.get("models", [])),
+                pearson_ci=_ci(c["pearson_ci"]),
+                spearman_ci=_ci(c["spearman_ci"]),
+            )
             for c in results["correlations"]
         ]
-        lines += ["## Closed form vs probes (across models)", "", markdown_table(rows, cols), ""]
+        lines += [
+            "## Closed form vs probes (across unflagged models)",
+            "",
+            markdown_table(rows, cols),
+            "",
+        ]
     if results.get("timings"):
         lines += [
             "## Timings (s)",
@@ -122,5 +226,7 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _ci(ci: Sequence[float]) -> str:
-    return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+def _ci(ci: Sequence[float | None]) -> str:
+    if not ci or any(v is None or math.isnan(float(v)) for v in ci):
+        return ""
+    return f"[{float(ci[0]):.2f}, {float(ci[1]):.2f}]"
