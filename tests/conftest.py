@@ -6,10 +6,12 @@ hit. No test touches the Hugging Face Hub.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -80,9 +82,13 @@ def _vocab() -> list[str]:
 def _bert_tokenizer(folder: Path) -> None:
     from transformers import BertTokenizerFast
 
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(_vocab()) + "\n")
-    BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True).save_pretrained(folder)
+    vocab = {w: i for i, w in enumerate(_vocab())}
+    (folder / "vocab.txt").write_text("\n".join(_vocab()) + "\n")
+    # ``vocab=`` (transformers 5 ignores ``vocab_file=`` and would map every word to [UNK],
+    # making every text the same and the tiny model's embeddings degenerate)
+    tok = BertTokenizerFast(vocab=vocab, do_lower_case=True)
+    assert tok("drug worked")["input_ids"][1:3] == [vocab["drug"], vocab["worked"]]
+    tok.save_pretrained(folder)
 
 
 def _word_tokenizer(folder: Path, padding_side: str = "right") -> None:
@@ -283,3 +289,29 @@ def image_data():  # -> DataBundle
     from tp_harness.evaluation.data import load_data
 
     return load_data("bundled:digits", num_examples=12, seed=0)
+
+
+# words the tiny test tokenizer knows (tests/conftest.py), split into three "topics"
+TOPICS = {
+    0: "drug worked well great happy better sleep doctor".split(),
+    1: "side effects bad sick tired terrible worse never".split(),
+    2: "take it twice daily pain headache no more".split(),
+}
+
+
+@pytest.fixture(scope="module")
+def topic_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """90 short texts from 3 topics, labels in a ``topic`` column."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("topics") / "topics.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "topic"])
+        for i in range(90):
+            y = i % 3
+            words = (
+                rng.choice(TOPICS[y], size=6).tolist()
+                + rng.choice(TOPICS[(y + 1) % 3], size=2).tolist()
+            )
+            w.writerow([" ".join(words), y])
+    return path

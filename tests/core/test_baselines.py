@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -76,8 +78,7 @@ def test_rankme_of_rank_r_matrix_is_at_most_r(r: int) -> None:
 
 
 def test_rankme_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="all zeros"):
-        rankme(np.zeros((5, 3)))
+    assert math.isnan(rankme(np.zeros((5, 3))))  # degenerate: NaN, never a score
     with pytest.raises(ValueError, match="eps"):
         rankme(_data(0), eps=-1.0)
     with pytest.raises(ValueError, match="NaN"):
@@ -109,8 +110,7 @@ def test_alpha_req_recovers_power_law(alpha: float) -> None:
 def test_alpha_req_needs_two_eigenvalues() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         alpha_req(np.outer(np.arange(6.0), np.ones(3)))
-    with pytest.raises(ValueError, match="zero variance"):
-        alpha_req(np.ones((5, 3)))
+    assert math.isnan(alpha_req(np.ones((5, 3))))
 
 
 # ----------------------------------------------------------------------------- CKA
@@ -139,8 +139,7 @@ def test_linear_cka_invariances() -> None:
 def test_linear_cka_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="rows"):
         linear_cka(_data(0), _data(1)[:-1])
-    with pytest.raises(ValueError, match="zero variance"):
-        linear_cka(np.ones((8, 2)), _data(1)[:8])
+    assert math.isnan(linear_cka(np.ones((8, 2)), _data(1)[:8]))
 
 
 # ----------------------------------------------------------------------------- KTA

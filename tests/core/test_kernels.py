@@ -13,6 +13,7 @@ from tp_harness.core.kernels import (
     Kernel,
     build_kernel,
     build_kernels,
+    frobenius_normalize,
     kernel_names,
     register_kernel,
     view_graph,
@@ -66,8 +67,11 @@ def test_frobenius_normalisation_from_gram() -> None:
     ref = dense_reference(x, "centered_cosine")
     np.testing.assert_allclose(k, ref / np.linalg.norm(ref), atol=1e-12)
     assert abs(np.linalg.norm(k) - 1.0) < 1e-12
+    # identical rows: flagged degenerate and left unnormalised (no blow-up of float residue)
+    const = build_kernel(np.ones((5, 3)), "centered_cosine", normalize="frobenius")
+    assert const.degenerate and const.frobenius_norm() < 1e-12
     with pytest.raises(ValueError, match="all zeros"):
-        build_kernel(np.ones((5, 3)), "centered_cosine", normalize="frobenius")
+        frobenius_normalize(Kernel("zero", dense=torch.zeros(4, 4)))
 
 
 def test_weighted_sum_is_explicit_sum() -> None:

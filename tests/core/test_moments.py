@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ from tests.references import asymmetric_features
 from tests.references import dense_kernel as dense_reference
 from tests.references import dense_moments as reference
 from tp_harness import MomentResult, task_prior_moments
-from tp_harness.core.moments import tile_plan
+from tp_harness.core.kernels import build_kernel
+from tp_harness.core.moments import DegenerateKernelWarning, tile_plan
 
 
 def _features(seed: int, n: int, d: int) -> np.ndarray:
@@ -68,12 +70,16 @@ def test_kernel_choices(mk: str, pk: str) -> None:
 def test_exact_property(n: int, d: int, r: int, block: int, log_t: float, seed: int) -> None:
     x, p = _features(seed, n, d), _features(seed + 1, n, r)
     t = 10.0**log_t
-    res = task_prior_moments(x, p, t, block_size=block)
-    _close(
-        res,
-        reference(dense_reference(x, "centered_cosine"), dense_reference(p, "centered_cosine"), t),
-        rtol=1e-8,
-    )
+    m = dense_reference(x, "centered_cosine")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateKernelWarning)
+        res = task_prior_moments(x, p, t, block_size=block)
+    if res.degenerate:  # identical examples (e.g. n = 1, or d = 1 with one sign): M is 0
+        assert math.isnan(res.mean) and np.abs(m).max() < 1e-12
+        return
+    if build_kernel(p).degenerate:  # K is float residue: s(K/T) is noise on both sides
+        return
+    _close(res, reference(m, dense_reference(p, "centered_cosine"), t), rtol=1e-8)
 
 
 def test_many_models_and_temperatures_equal_single_calls() -> None:

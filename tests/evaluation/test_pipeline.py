@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -19,31 +18,6 @@ from tp_harness.evaluation.results import Results
 from tp_harness.publishing.run_folder import write_outputs
 
 pytestmark = pytest.mark.usefixtures("offline")
-
-# words the tiny test tokenizer knows (tests/conftest.py), split into three "topics"
-TOPICS = {
-    0: "drug worked well great happy better sleep doctor".split(),
-    1: "side effects bad sick tired terrible worse never".split(),
-    2: "take it twice daily pain headache no more".split(),
-}
-
-
-@pytest.fixture(scope="module")
-def topic_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """90 short texts from 3 topics, labels in a ``topic`` column."""
-    rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("topics") / "topics.csv"
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "topic"])
-        for i in range(90):
-            y = i % 3
-            words = (
-                rng.choice(TOPICS[y], size=6).tolist()
-                + rng.choice(TOPICS[(y + 1) % 3], size=2).tolist()
-            )
-            w.writerow([" ".join(words), y])
-    return path
 
 
 def _config(tmp_path: Path, model_dir: Path, data: Path, **kw: object) -> Config:
@@ -96,6 +70,17 @@ def test_run_writes_nothing_and_the_run_folder_has_every_output(
         assert key in doc["scores"][0]
     assert all(m.get("revision") for m in doc["models"])
     assert {p["num_classes"] for p in doc["probes"]} == {2, 3}
+    # every probe names the prior and temperature of its tasks and has real-label accuracy
+    prior = doc["scores"][0]["prior"]
+    assert {(p["prior"], p["temperature"]) for p in doc["probes"]} == {(prior, 0.5)}
+    assert all(0.0 <= p["label_accuracy"] <= 1.0 for p in doc["probes"])
+    # the prior's own representation and its duplicate are flagged, not correlated
+    flags = {s["model"]: s["flags"] for s in doc["scores"]}
+    assert "prior" in flags[prior]
+    assert flags[f"{prior}@layer2"] == ["prior", f"duplicate_of:{prior}"]
+    assert flags["tfidf-lsa:dim=8"] == [] and flags[f"{prior}@layer0"] == []
+    for c in doc["correlations"]:
+        assert c["models"] and not set(c["models"]) & {prior, f"{prior}@layer2"}
     assert {c["x"] for c in doc["correlations"]} == {"mean_per_pair", "std"}
     assert doc["versions"]["torch"] and doc["timings"]["moments"] >= 0
     assert (out / "summary.md").read_text().startswith("# tp-harness run")
@@ -106,13 +91,16 @@ def test_run_writes_nothing_and_the_run_folder_has_every_output(
     import datasets
 
     ds = datasets.load_from_disk(str(out / "tasks"))
-    assert {"example_id", "task_id", "label", "num_classes"} <= set(ds.column_names)
-    assert len(ds) == 90 * 12 * 2
+    cols = {"example_id", "task_id", "label", "num_classes", "prior", "temperature"}
+    assert cols <= set(ds.column_names)
+    assert len(ds) == 90 * 12 * 2  # one prior x task_temperature 0.5 x q in (2, 3)
     settings = json.loads(ds.info.description)["sampler"]
     assert [s["num_classes"] for s in settings] == [2, 3]
     assert settings[0]["temperature"] == 0.5 and settings[0]["seed"] == cfg.seed
+    assert settings[0]["prior"] == prior and settings[0]["normalize"] is None
     t3 = np.array(ds.filter(lambda r: r["num_classes"] == 3)["label"]).reshape(12, 90)
-    np.testing.assert_array_equal(t3, res.task_arrays[3])
+    (ts3,) = [ts for ts in res.task_sets if ts.num_classes == 3]
+    np.testing.assert_array_equal(t3, ts3.tasks)
 
 
 def test_scores_equal_direct_engine_call(

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.publishing.runs import RANKED, N, make_results, write_run
+from tp_harness.evaluation.results import Results
 from tp_harness.publishing import leaderboard as lb
 
 
@@ -310,3 +311,81 @@ def test_hub_repo_through_a_local_hub(tmp_path: Path, monkeypatch: pytest.Monkey
     assert _group(df)[lb.MODEL].tolist() == RANKED
     snapshot = next((tmp_path / "cache").rglob("results.json")).parent
     assert not (snapshot / "scores.parquet").exists()  # only results.json and cards fetched
+
+
+def _scored(
+    model: str,
+    mean: float,
+    *,
+    n: int = 100,
+    normalize: str | None = "frobenius",
+    flags: list[str] | None = None,
+    prior: str = "p",
+) -> dict[str, Any]:
+    return {
+        "model": model,
+        "prior": prior,
+        "temperature": 0.1,
+        "n": n,
+        "mean": mean * n * n,
+        "variance": 1.0,
+        "std": 1.0,
+        "mean_per_pair": mean,
+        "variance_per_pair": 1e-4,
+        "normalize": normalize,
+        "model_kernel": "centered_cosine",
+        "prior_kernel": "centered_cosine",
+        "flags": flags or [],
+    }
+
+
+def test_flagged_rows_get_no_rank_and_only_comparable_records_share_a_ranking() -> None:
+    scores = [
+        _scored("a", 0.2),
+        _scored("b", 0.1),
+        _scored("copy", 0.9, flags=["prior"]),
+        _scored("big-n", 0.5, n=200),
+        _scored("raw", 0.7, normalize=None),
+    ]
+    probes = [
+        {
+            "model": m,
+            "prior": "p",
+            "temperature": 0.1,
+            "num_classes": 2,
+            "probe": "ridge",
+            "mean": 0.8,
+            "std": 0.1,
+            "p5": 0.6,
+            "min": 0.5,
+            "gain_over_majority": 0.2,
+            "label_accuracy": 0.7,
+        }
+        for m in ("a", "b", "copy", "big-n", "raw")
+    ] + [  # tasks of another prior: never joined with prior "p"
+        {
+            "model": "a",
+            "prior": "q",
+            "temperature": 0.1,
+            "num_classes": 2,
+            "probe": "ridge",
+            "mean": 0.1,
+            "std": 0.1,
+            "p5": 0.1,
+            "min": 0.1,
+            "gain_over_majority": 0.0,
+            "label_accuracy": 0.7,
+        }
+    ]
+    res = Results(
+        config={"dataset": "toy"}, data={"dataset": "toy", "n": 100}, scores=scores, probes=probes
+    ).to_dict()
+    df = lb.frame_from_runs([("run", res)])
+    rank = dict(zip(df[lb.MODEL], df[lb.RANK], strict=True))
+    assert rank["a"] == 1 and rank["b"] == 2 and pd.isna(rank["copy"])
+    assert rank["big-n"] == 1 and rank["raw"] == 1  # other n, other normalisation: own ranks
+    assert df.loc[df[lb.MODEL] == "copy", lb.FLAGS].item() == "prior"
+    assert df.loc[df[lb.MODEL] == "a", lb.ACC_MEAN].tolist() == [0.8]  # prior q's probes left out
+    assert df[lb.LABEL_ACC].eq(0.7).all()
+    assert {lb.NORMALIZE, lb.N, lb.FLAGS, lb.LABEL_ACC} <= set(lb.DEFAULT_COLUMNS)
+    assert set(df[lb.NORMALIZE]) == {"frobenius", "none"}

@@ -35,6 +35,8 @@ ACC_P5, ACC_MIN, GAIN = "probe acc p5", "probe acc min", "gain over majority"
 RANKME, ALPHA_REQ, KTA = "RankMe", "alpha-ReQ", "kernel-target alignment"
 REVISION, MODEL_ID, DATASET, RUN = "revision", "model id", "dataset", "run"
 MODEL_KERNEL, PRIOR_KERNEL = "model kernel", "prior kernel"
+NORMALIZE, T_SCALE, T_EFFECTIVE = "normalize", "temperature scale", "effective T"
+LABEL_ACC, FLAGS = "label acc", "flags"
 
 #: Every column, in display order.
 COLUMNS = (
@@ -44,6 +46,9 @@ COLUMNS = (
     DATASET,
     PRIOR,
     TEMPERATURE,
+    T_EFFECTIVE,
+    T_SCALE,
+    NORMALIZE,
     ALIGNMENT,
     STD,
     VAR_PER_PAIR,
@@ -56,6 +61,8 @@ COLUMNS = (
     ACC_P5,
     ACC_MIN,
     GAIN,
+    LABEL_ACC,
+    FLAGS,
     RANKME,
     ALPHA_REQ,
     KTA,
@@ -72,18 +79,33 @@ DEFAULT_COLUMNS = (
     MODALITY,
     PRIOR,
     TEMPERATURE,
+    NORMALIZE,
     ALIGNMENT,
     STD,
     VAR_PER_PAIR,
+    N,
     PROBE,
     ACC_MEAN,
     ACC_STD,
     ACC_P5,
+    LABEL_ACC,
+    FLAGS,
     RANKME,
     REVISION,
 )
-#: A rank is the position by expected alignment among rows sharing these values.
-RANK_GROUP = (DATASET, PRIOR, TEMPERATURE, PROBE)
+#: A rank is the position by expected alignment among unflagged rows sharing these values:
+#: only records of the same dataset, n, normalisation, kernels, prior and temperature compare.
+RANK_GROUP = (
+    DATASET,
+    N,
+    NORMALIZE,
+    MODEL_KERNEL,
+    PRIOR,
+    PRIOR_KERNEL,
+    T_SCALE,
+    TEMPERATURE,
+    PROBE,
+)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -202,7 +224,22 @@ def _probe_columns(p: Mapping[str, Any] | None) -> dict[str, Any]:
         ACC_P5: p.get("p5"),
         ACC_MIN: p.get("min"),
         GAIN: p.get("gain_over_majority"),
+        LABEL_ACC: p.get("label_accuracy"),
     }
+
+
+def _matching_probes(
+    probes: Sequence[Mapping[str, Any]], score: Mapping[str, Any], task_temperature: Any
+) -> list[Mapping[str, Any]]:
+    """The probe records on the tasks of the score's prior and temperature (records of older
+    runs, which name no prior, match every score of their model)."""
+    t_tasks = float(task_temperature) if task_temperature is not None else score["temperature"]
+    return [
+        p
+        for p in probes
+        if "prior" not in p
+        or (p["prior"] == score["prior"] and math.isclose(float(p["temperature"]), t_tasks))
+    ]
 
 
 def run_rows(results: Mapping[str, Any], run: str = "") -> list[dict[str, Any]]:
@@ -214,15 +251,21 @@ def run_rows(results: Mapping[str, Any], run: str = "") -> list[dict[str, Any]]:
     probes: dict[str, list[Mapping[str, Any]]] = {}
     for p in results.get("probes") or []:
         probes.setdefault(str(p["model"]), []).append(p)
+    t_task = (results.get("config") or {}).get("task_temperature")
     rows = []
     for s in results.get("scores") or []:
         name, n, b = str(s["model"]), s["n"], baselines.get(str(s["model"]), {})
+        std = s.get("std")
         common = {
             MODEL: name,
             PRIOR: str(s["prior"]),
             TEMPERATURE: float(s["temperature"]),
+            T_EFFECTIVE: s.get("effective_temperature", s["temperature"]),
+            T_SCALE: s.get("temperature_scale", "absolute"),
+            NORMALIZE: s.get("normalize") or "none",
+            FLAGS: ", ".join(s.get("flags") or []),
             ALIGNMENT: s["mean_per_pair"],
-            STD: s["std"] / n,
+            STD: None if std is None else std / n,
             VAR_PER_PAIR: s["variance_per_pair"],
             MEAN: s["mean"],
             VARIANCE: s["variance"],
@@ -236,18 +279,21 @@ def run_rows(results: Mapping[str, Any], run: str = "") -> list[dict[str, Any]]:
             RUN: run,
             **_model_meta(models, name, data.get("modality")),
         }
-        settings: list[Mapping[str, Any] | None] = [*probes.get(name, [])] or [None]
+        mine = _matching_probes(probes.get(name, []), s, t_task)
+        settings: list[Mapping[str, Any] | None] = [*mine] or [None]
         rows += [{**common, **_probe_columns(p)} for p in settings]
     return rows
 
 
 def rank_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Add ``rank`` (1 = highest expected alignment within each :data:`RANK_GROUP`) and sort
-    by group (temperature ascending), then rank, then model name."""
+    """Add ``rank`` (1 = highest expected alignment among the unflagged rows of each
+    :data:`RANK_GROUP`; flagged rows and rows without a score get no rank) and sort by
+    group (temperature ascending), then rank, then model name."""
     out = df.copy()
     keys = list(RANK_GROUP)
-    ranks = out.groupby(keys, dropna=False)[ALIGNMENT].rank(ascending=False, method="min")
-    out[RANK] = ranks.astype("int64")
+    score = out[ALIGNMENT].where(out[FLAGS].fillna("") == "")
+    ranks = score.groupby([out[k] for k in keys], dropna=False).rank(ascending=False, method="min")
+    out[RANK] = ranks.astype("Int64")
     out = out.sort_values([*keys, RANK, MODEL], na_position="last", kind="stable")
     return out[[c for c in COLUMNS if c in out.columns]].reset_index(drop=True)
 
@@ -269,10 +315,12 @@ def frame_from_runs(runs: Iterable[tuple[str, Mapping[str, Any]]]) -> pd.DataFra
         ACC_P5,
         ACC_MIN,
         GAIN,
+        LABEL_ACC,
         RANKME,
         ALPHA_REQ,
         KTA,
         TEMPERATURE,
+        T_EFFECTIVE,
     ):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     return rank_frame(df)
@@ -369,7 +417,10 @@ def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a leaderboard CSV back (``"n/a"`` stays a string; floats exact)."""
     import pandas as pd
 
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if FLAGS in df.columns:  # "no flags" is an empty string, not a missing value
+        df[FLAGS] = df[FLAGS].fillna("").astype(str)
+    return df
 
 
 # ----------------------------------------------------------------------------- figures
@@ -419,20 +470,23 @@ def _panels(
 
 def alignment_std_figure(df: pd.DataFrame, max_panels: int = 4) -> Figure:
     """Expected alignment (x) vs its std (y) per model, one panel per prior x temperature
-    (the paper's Figure 2): right and low is better."""
+    (the paper's Figure 2); flagged rows (not ranked) are grey crosses."""
     rows = df.drop_duplicates([RUN, DATASET, MODEL, PRIOR, TEMPERATURE])
     if rows.empty:
         return _empty("no rows match the filters")
     panels, note = _panels(rows, [PRIOR, TEMPERATURE], max_panels)
-    fig, axes = _figure(
-        len(panels), f"Expected alignment vs std over tasks (right and low is better){note}"
-    )
+    fig, axes = _figure(len(panels), f"Expected alignment vs std over tasks{note}")
     for ax, (title, sub) in zip(axes, panels, strict=True):
-        for modality, part in sub.groupby(MODALITY):
+        flagged = sub[FLAGS].fillna("") != ""
+        for modality, part in sub[~flagged].groupby(MODALITY):
             ax.scatter(part[ALIGNMENT], part[STD], label=str(modality))
+        if flagged.any():
+            part = sub[flagged]
+            ax.scatter(part[ALIGNMENT], part[STD], marker="x", c="grey", label="flagged")
         for _, r in sub.iterrows():
+            mark = f" [{r[FLAGS]}]" if r[FLAGS] else ""
             ax.annotate(
-                str(r[MODEL]),
+                f"{r[MODEL]}{mark}",
                 (r[ALIGNMENT], r[STD]),
                 fontsize=7,
                 xytext=(3, 3),

@@ -45,21 +45,32 @@ No probe is trained and no task is built to get these two numbers: one pass over
 
 ## Columns
 
-- **expected alignment**: `E[Tr(MG)] / n²`, the mean per pair, so runs with different
-  dataset sizes `n` compare. Higher is better. The table is ranked by it within each
-  dataset, prior, temperature and probe setting.
-- **std**: `sqrt(Var[Tr(MG)]) / n`, how much the alignment changes from task to task.
-  Lower means the model is good on more of the tasks, not only on average.
+- **expected alignment**: `E[Tr(MG)] / n²`, the mean per pair. The table ranks it only
+  among rows that share dataset, `n`, normalisation, kernels, prior, temperature and probe
+  setting: scores of different settings are not comparable and get separate ranks. With
+  Frobenius normalisation (**normalize** = frobenius) it tracked the mean probe accuracy
+  across representations in this project's validation study (docs/validation.md, Pearson
+  about 0.8 on text); without it much less.
+- **flags**: rows marked `prior` (the model's kernel is the prior's own), `duplicate_of:X`
+  (the same kernel as model X) or `degenerate` (numerically identical examples) are shown
+  but get no rank.
+- **std**: `sqrt(Var[Tr(MG)]) / n`, how much the alignment changes from task to task under
+  the prior's independent-edge model. The validation study found it does not predict the
+  spread of probe accuracy, so it is shown, not ranked on.
 - **variance per pair**: `Var[Tr(MG)] / n²`; `E[Tr(MG)]`, `Var[Tr(MG)]`: the raw sums.
+- **temperature / effective T / temperature scale**: `T` as given, and the value inside
+  `σ(K/T)` (with the `rms` scale, `T` times the RMS of the prior kernel's entries).
 - **probe acc mean / std / p5 / min**: a check with real training. Tasks are sampled from
-  the same prior, a linear (ridge) or kNN probe is fit on each, and the held-out accuracy
-  is summarised over tasks: mean, spread, 5th percentile and worst task.
-- **RankMe, alpha-ReQ, kernel-target alignment**: label-free baselines for comparison.
+  the same prior at the same temperature, a ridge or kNN probe is fit on each, and the
+  held-out accuracy is summarised over tasks: mean, spread, 5th percentile and worst task.
+- **label acc**: the same probe's held-out accuracy on the dataset's own labels.
+- **RankMe, alpha-ReQ**: label-free baselines; **kernel-target alignment**: the model
+  kernel's alignment with the dataset's labels (it uses the labels).
 - **revision**: the model commit the embeddings came from, for reproducibility.
 
 ## Plots
 
-- *Expected alignment vs std* (the paper's Figure 2): better models sit to the right and low.
+- *Expected alignment vs std* (the paper's Figure 2): one point per model.
 - *Per-layer curves*: for models evaluated layer by layer (`name@layerK`).
 - *Probe accuracy*: mean ± std, 5th percentile and worst task over the sampled tasks.
 

@@ -227,6 +227,5 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
 
 
 def _ci(ci: Sequence[float | None]) -> str:
-    if not ci or any(v is None or math.isnan(float(v)) for v in ci):
-        return ""
-    return f"[{float(ci[0]):.2f}, {float(ci[1]):.2f}]"
+    values = [v for v in ci or [] if v is not None and not math.isnan(float(v))]
+    return f"[{values[0]:.2f}, {values[1]:.2f}]" if len(values) == 2 else ""
