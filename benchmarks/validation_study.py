@@ -49,7 +49,9 @@ SMOLLM_SPECS = {
     "last": "bundled:smollm2:pooling=last,layers=all,name=SmolLM2-last",
 }
 FAMILIES = ("MiniLM", "SmolLM2-mean", "SmolLM2-last", "TF-IDF/LSA", "random projection")
-SUBSETS = ("all", "without prior's layer", "SmolLM2 layers")
+# Every subset holds unflagged representations only (see study_flags): the prior's own
+# kernel, duplicates and degenerate representations are left out of every correlation.
+SUBSETS = ("all", "SmolLM2 layers")
 # (model kernel, normalisation) of the closed form; the first is the harness default
 VARIANTS = (
     ("centered_cosine", None),
@@ -78,7 +80,7 @@ class StudySettings:
     label_temperatures: tuple[float, ...] = (0.1, 1.0)
     bootstrap: int = 1000
     seed: int = 0
-    prior_layer: str = "all-MiniLM-L6-v2@layer6"  # same kernel as the prior (see docs)
+    prior_layer: str = "all-MiniLM-L6-v2@layer6"  # same kernel as the prior: flagged "prior"
     kernel: str = "centered_cosine"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -340,12 +342,34 @@ def correlate(
     return correlation_with_ci(xs, ys, num_bootstrap=bootstrap, seed=seed)
 
 
-def subset_names(names: Sequence[str], subset: str, prior_layer: str) -> list[str]:
-    """Representations in one of :data:`SUBSETS`."""
+def study_flags(
+    reps: Mapping[str, np.ndarray], prior: Any, prior_kernel: str = "centered_cosine"
+) -> dict[str, list[str]]:
+    """The harness's ranking hygiene on the study's representations: ``{name: flags}`` for
+    those whose kernel is the prior's (``prior``), equals an earlier one's (``duplicate_of``)
+    or is degenerate (numerically identical examples). ``prior=None``: no prior check."""
+    from tp_harness.core.hygiene import duplicate_of, same_kernel
+    from tp_harness.core.kernels import build_kernel
+
+    kernels = {n: build_kernel(np.asarray(x), "centered_cosine") for n, x in reps.items()}
+    pk = None if prior is None else build_kernel(np.asarray(prior), prior_kernel)
+    dupes = duplicate_of(kernels)
+    out: dict[str, list[str]] = {}
+    for name, k in kernels.items():
+        flags = ["degenerate"] if k.degenerate else []
+        if pk is not None and same_kernel(k, pk):
+            flags.append("prior")
+        if name in dupes:
+            flags.append(f"duplicate_of:{dupes[name]}")
+        if flags:
+            out[name] = flags
+    return out
+
+
+def subset_names(names: Sequence[str], subset: str, prior_layer: str = "") -> list[str]:
+    """Representations in one of :data:`SUBSETS` (``names`` are the unflagged ones)."""
     if subset == "all":
         return list(names)
-    if subset == "without prior's layer":
-        return [n for n in names if n != prior_layer]
     if subset == "SmolLM2 layers":
         return [n for n in names if family(n).startswith("SmolLM2")]
     raise ValueError(f"unknown subset {subset!r}; choose from {SUBSETS}.")
@@ -399,7 +423,8 @@ def _correlation_rows(
                 seed=s.seed,
             )
             rows.append(
-                {**meta, "subset": subset, "x": f"closed_form_{xk}", "y": f"{y_name}_{yk}", **c}
+                {**meta, "subset": subset, "x": f"closed_form_{xk}", "y": f"{y_name}_{yk}",
+                 "models": list(sub), **c}
             )
     return rows
 
@@ -463,7 +488,9 @@ def run_study(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """All numbers of the study (a JSON-ready dict); pure on the given arrays."""
-    names = list(reps)
+    flags = study_flags(reps, prior, s.kernel)
+    names = [n for n in reps if n not in flags]
+    log(f"flagged (left out of every correlation): {flags}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     prior_norm = frobenius_norm(prior, s.kernel)
@@ -515,7 +542,8 @@ def run_study(
                 },
                 s,
             )
-    labels_out = _labels_check(reps, labels, base, s) if labels is not None else None
+    labels_flags = study_flags(reps, None)
+    labels_out = _labels_check(reps, labels, base, s, labels_flags) if labels is not None else None
     timings["labels_and_correlations"] = time.perf_counter() - t0
     log(f"labels check and correlations: {timings['labels_and_correlations']:.1f} s")
 
@@ -523,9 +551,12 @@ def run_study(
         {
             "settings": asdict(s),
             "representations": [
-                {"name": n, "family": family(n), "dim": int(reps[n].shape[1]), **base[n]}
-                for n in names
+                {"name": n, "family": family(n), "dim": int(reps[n].shape[1]),
+                 "flags": flags.get(n, []), **base[n]}
+                for n in reps
             ],
+            "flags": flags,
+            "labels_flags": labels_flags,
             "n": len(prior),
             "prior": {"spec": PRIOR_SPEC, "kernel": s.kernel, "frobenius_norm": prior_norm},
             "frobenius_temperatures": {
@@ -549,10 +580,14 @@ def run_study(
 
 
 def _labels_check(
-    reps: Mapping[str, np.ndarray], labels: np.ndarray, base: Mapping[str, Any], s: StudySettings
+    reps: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    base: Mapping[str, Any],
+    s: StudySettings,
+    flags: Mapping[str, list[str]],
 ) -> dict[str, Any]:
-    """Prior = label graph: closed form vs ridge accuracy on the true labels."""
-    names = list(reps)
+    """Prior = label graph: closed form vs ridge accuracy on the true labels (unflagged)."""
+    names = [n for n in reps if n not in flags]
     acc = label_accuracy(reps, labels, s)
     label_norm = float(np.sqrt(np.sum(np.bincount(labels).astype(np.float64) ** 2)))
     cf = all_closed_forms(reps, labels, s.label_temperatures, label_norm, "label_graph")

@@ -45,10 +45,28 @@ def test_family_and_subsets(vs):
     assert vs.family("rp4(MiniLM)") == "random projection"
     assert vs.family("tfidf-lsa16") == "TF-IDF/LSA"
     names = ["all-MiniLM-L6-v2@layer6", "SmolLM2-mean@layer3", "rp4(MiniLM)"]
-    assert vs.subset_names(names, "without prior's layer", "all-MiniLM-L6-v2@layer6") == names[1:]
-    assert vs.subset_names(names, "SmolLM2 layers", "x") == ["SmolLM2-mean@layer3"]
+    assert vs.subset_names(names, "all") == names
+    assert vs.subset_names(names, "SmolLM2 layers") == ["SmolLM2-mean@layer3"]
     with pytest.raises(ValueError, match="unknown subset"):
-        vs.subset_names(names, "nope", "x")
+        vs.subset_names(names, "nope")
+
+
+def test_study_flags_follow_the_harness_hygiene(vs):
+    rng = np.random.default_rng(0)
+    prior = rng.normal(size=(30, 4)).astype(np.float32)
+    reps = {
+        "copy": prior * 2,
+        "const": np.tile(rng.normal(size=3), (30, 1)).astype(np.float32),
+        "a": rng.normal(size=(30, 5)).astype(np.float32),
+        "a-again": None,
+    }
+    reps["a-again"] = reps["a"] * 5
+    assert vs.study_flags(reps, prior) == {
+        "copy": ["prior"],
+        "const": ["degenerate"],
+        "a-again": ["duplicate_of:a"],
+    }
+    assert vs.study_flags(reps, None) == {"const": ["degenerate"], "a-again": ["duplicate_of:a"]}
 
 
 def test_select_layers_and_projections(vs):
@@ -84,9 +102,13 @@ def test_run_study_and_figures(vs, tmp_path):
         probe_alphas=(1.0, 100.0),
         prior_layer="toy@layer3",
     )
+    reps["copy"] = prior * 2.0  # the prior's own kernel: flagged and left out
     res = vs.run_study(reps, prior, labels, s, log=lambda m: None)
     json.dumps(res)  # JSON-ready
-    assert res["n"] == 48 and len(res["representations"]) == 5
+    assert res["n"] == 48 and len(res["representations"]) == 6
+    assert res["flags"] == {"copy": ["prior"]}
+    rows_with_models = [r for r in res["correlations"] if "models" in r]
+    assert rows_with_models and all("copy" not in r["models"] for r in rows_with_models)
     assert set(res["probes"]) == {"ridge_tuned", "ridge_raw", "knn"}
     assert set(res["probes"]["knn"]) == {"T=0.05,q=2", "T=0.5,q=2"}
     acc = res["probes"]["ridge_tuned"]["T=0.05,q=2"]["toy@layer3"]

@@ -154,9 +154,9 @@ def compute_correlations(
     config: Config, scores: list[dict[str, Any]], probes: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Across unflagged models: closed-form mean/std vs probe accuracy mean/std on the tasks
-    of the same prior (and temperature), bootstrap 95% CIs; each record lists its ``models``."""
+    of the same prior (and temperature), and closed-form mean vs the probe's accuracy on the
+    dataset's labels; bootstrap 95% CIs; each record lists its ``models``."""
     out = []
-    pairs = [("mean_per_pair", "mean"), ("std", "std")]
     for prior, t in sorted({(s["prior"], s["temperature"]) for s in scores}):
         score_by_model = {
             s["model"]: s
@@ -164,35 +164,54 @@ def compute_correlations(
             if s["prior"] == prior and s["temperature"] == t and rankable(s)
         }
         t_tasks = task_temperature_for(config, t)
-        for q in config.num_classes:
-            for probe in config.probes:
-                pr = {
-                    p["model"]: p
-                    for p in probes
-                    if p["prior"] == prior
-                    and p["temperature"] == t_tasks
-                    and p["num_classes"] == q
-                    and p["probe"] == probe
-                }
-                models = [m for m in score_by_model if m in pr]
-                for xk, yk in pairs:
-                    x = np.array([score_by_model[m][xk] for m in models], dtype=np.float64)
-                    y = np.array([pr[m][yk] for m in models], dtype=np.float64)
-                    c = correlation_with_ci(x, y, num_bootstrap=config.bootstrap, seed=config.seed)
+        head = {"prior": prior, "temperature": t, "task_temperature": t_tasks}
+        for probe in config.probes:
+            mine = [
+                p
+                for p in probes
+                if p["prior"] == prior and p["temperature"] == t_tasks and p["probe"] == probe
+            ]
+            for q in config.num_classes:
+                pr = {p["model"]: p for p in mine if p["num_classes"] == q}
+                for xk, yk in (("mean_per_pair", "mean"), ("std", "std")):
                     out.append(
-                        {
-                            "prior": prior,
-                            "temperature": t,
-                            "task_temperature": t_tasks,
-                            "num_classes": q,
-                            "probe": probe,
-                            "x": xk,
-                            "y": f"accuracy_{yk}",
-                            "models": models,
-                            **c,
-                        }
+                        _correlation(
+                            config,
+                            score_by_model,
+                            pr,
+                            xk,
+                            yk,
+                            {**head, "num_classes": q, "probe": probe, "y": f"accuracy_{yk}"},
+                        )
                     )
+            labelled = {p["model"]: p for p in mine if p.get("label_accuracy") is not None}
+            if labelled:
+                out.append(
+                    _correlation(
+                        config,
+                        score_by_model,
+                        labelled,
+                        "mean_per_pair",
+                        "label_accuracy",
+                        {**head, "num_classes": None, "probe": probe, "y": "label_accuracy"},
+                    )
+                )
     return out
+
+
+def _correlation(
+    config: Config,
+    scores: dict[str, dict[str, Any]],
+    probes: dict[str, dict[str, Any]],
+    xk: str,
+    yk: str,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    models = [m for m in scores if m in probes]
+    x = np.array([scores[m][xk] for m in models], dtype=np.float64)
+    y = np.array([probes[m][yk] for m in models], dtype=np.float64)
+    c = correlation_with_ci(x, y, num_bootstrap=config.bootstrap, seed=config.seed)
+    return {**meta, "x": xk, "models": models, **c}
 
 
 def conventions(config: Config) -> dict[str, Any]:
