@@ -423,8 +423,14 @@ def _correlation_rows(
                 seed=s.seed,
             )
             rows.append(
-                {**meta, "subset": subset, "x": f"closed_form_{xk}", "y": f"{y_name}_{yk}",
-                 "models": list(sub), **c}
+                {
+                    **meta,
+                    "subset": subset,
+                    "x": f"closed_form_{xk}",
+                    "y": f"{y_name}_{yk}",
+                    "models": list(sub),
+                    **c,
+                }
             )
     return rows
 
@@ -551,8 +557,13 @@ def run_study(
         {
             "settings": asdict(s),
             "representations": [
-                {"name": n, "family": family(n), "dim": int(reps[n].shape[1]),
-                 "flags": flags.get(n, []), **base[n]}
+                {
+                    "name": n,
+                    "family": family(n),
+                    "dim": int(reps[n].shape[1]),
+                    "flags": flags.get(n, []),
+                    **base[n],
+                }
                 for n in reps
             ],
             "flags": flags,

@@ -123,6 +123,13 @@ class Kernel:
         assert self.dense is not None
         return Kernel(self.name, None, self.dense * c, self.degenerate)
 
+    def permuted(self, perm: torch.Tensor) -> Kernel:
+        """The same kernel on the examples reordered by ``perm`` (n,) (rows and columns)."""
+        if self.factor is not None:
+            return Kernel(self.name, self.factor[perm], None, self.degenerate)
+        assert self.dense is not None
+        return Kernel(self.name, None, self.dense[perm][:, perm], self.degenerate)
+
     def rms(self) -> float:
         """RMS of the ``n²`` entries, ``||K||_F / n`` (float64, no n x n matrix for a factor)."""
         return self.frobenius_norm() / self.n

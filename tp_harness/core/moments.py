@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -27,6 +27,14 @@ from .checks import (
     resolve_device,
 )
 from .kernels import Kernel, build_kernels, check_kernel_name, effective_temperatures
+from .uncertainty import (
+    CONFIDENCE,
+    DEFAULT_BLOCKS,
+    choose_blocks,
+    jackknife_interval,
+    leave_one_block_out,
+    normal_quantile,
+)
 
 SumsFn = Callable[..., torch.Tensor]
 PAIRS_CONVENTION = "ordered pairs (i, j), diagonal included"
@@ -47,6 +55,12 @@ class MomentResult:
     ``temperature`` is the value given; ``effective_temperature`` the one inside
     ``s(K/T)`` (equal for ``temperature_scale="absolute"``). A ``degenerate`` model
     kernel (numerically identical examples) has NaN moments.
+
+    ``mean_per_pair_ci`` and ``std_ci`` are ``confidence`` (default 95%) intervals: a
+    delete-one-block jackknife over ``num_blocks`` seeded example blocks of the same tile
+    pass (:mod:`tp_harness.core.uncertainty`), or ``± z·stderr`` for Monte Carlo; None
+    when not computed. ``replicates`` holds the jackknife's leave-one-block-out values of
+    (mean per pair, std / n), for paired comparisons of models scored in one pass.
     """
 
     mean: float
@@ -67,6 +81,12 @@ class MomentResult:
     effective_temperature: float | None = None
     temperature_scale: str = "absolute"
     degenerate: bool = False
+    mean_per_pair_ci: tuple[float, float] | None = None
+    std_ci: tuple[float, float] | None = None
+    num_blocks: int = 0
+    replicates: tuple[tuple[float, ...], tuple[float, ...]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def to_dict(self) -> dict[str, object]:
         """Plain-dict view (JSON-serialisable)."""
@@ -75,11 +95,16 @@ class MomentResult:
 
 @dataclass(frozen=True)
 class Tile:
-    """Row block ``rows`` x column block ``cols``, counted ``weight`` times."""
+    """Row block ``rows`` x column block ``cols``, counted ``weight`` times.
+
+    ``row_block``/``col_block`` are the blocks' indices (``start // block_size``).
+    """
 
     rows: slice
     cols: slice
     weight: float
+    row_block: int = 0
+    col_block: int = 0
 
 
 def tile_plan(n: int, block_size: int, symmetric: bool = True) -> list[Tile]:
@@ -92,7 +117,13 @@ def tile_plan(n: int, block_size: int, symmetric: bool = True) -> list[Tile]:
                 continue
             w = 1.0 if (not symmetric or a == b) else 2.0
             tiles.append(
-                Tile(slice(a, min(a + block_size, n)), slice(b, min(b + block_size, n)), w)
+                Tile(
+                    slice(a, min(a + block_size, n)),
+                    slice(b, min(b + block_size, n)),
+                    w,
+                    a // block_size,
+                    b // block_size,
+                )
             )
     return tiles
 
@@ -121,18 +152,30 @@ def moment_sums(
     tiles: Sequence[Tile],
     *,
     progress: Callable[[int], None] | None = None,
+    num_blocks: int = 0,
 ) -> torch.Tensor:
     """Raw sums over ``tiles``: (models, temperatures, 2) float64 of (mean, variance).
 
     The building block of :func:`task_prior_moments`; a distributed caller passes
-    each rank a share of :func:`tile_plan` and adds the results.
+    each rank a share of :func:`tile_plan` and adds the results. With ``num_blocks = B
+    > 0`` the sums stay per block pair: (models, temperatures, 2, B, B), entry ``[a, b]``
+    summing the ordered pairs with ``i`` in row block ``a`` and ``j`` in block ``b``
+    (a symmetric tile fills both ``[a, b]`` and ``[b, a]``); their total is the
+    ``num_blocks = 0`` result. This is what the block jackknife resamples.
     """
     inv_t = torch.tensor([1.0 / t for t in temperatures], dtype=prior.dtype, device=prior.device)
-    total = torch.zeros(len(models), len(temperatures), 2, dtype=torch.float64, device=inv_t.device)
+    shape = (len(models), len(temperatures), 2, *((num_blocks, num_blocks) if num_blocks else ()))
+    total = torch.zeros(shape, dtype=torch.float64, device=inv_t.device)
     for tile in tiles:
         k = prior.tile(tile.rows, tile.cols)
         ms = torch.stack([m.tile(tile.rows, tile.cols) for m in models])
-        total += tile.weight * _tile_sums(k, ms, inv_t)
+        sums = _tile_sums(k, ms, inv_t)
+        if not num_blocks:
+            total += tile.weight * sums
+        else:
+            total[..., tile.row_block, tile.col_block] += sums
+            if tile.weight == 2.0:  # the mirror tile of a symmetric pair
+                total[..., tile.col_block, tile.row_block] += sums
         if progress is not None:
             progress(1)
     return total
@@ -285,6 +328,42 @@ def _warn_degenerate(models: Mapping[str, Kernel], prior: Kernel, many: bool) ->
         )
 
 
+@dataclass(frozen=True)
+class _Blocks:
+    """How the examples are cut into jackknife blocks for one pass."""
+
+    num_blocks: int
+    edge: int  # rows per block (a whole number of tiles)
+    tile: int  # tile edge
+    perm: torch.Tensor  # (n,) seeded order: block a holds perm[a*edge:(a+1)*edge]
+
+    @property
+    def counts(self) -> torch.Tensor:
+        n = self.perm.numel()
+        return torch.tensor(
+            [min(self.edge, n - a) for a in range(0, n, self.edge)], dtype=torch.float64
+        )
+
+    def tiles(self, symmetric: bool) -> list[Tile]:
+        n = self.perm.numel()
+        return [
+            replace(t, row_block=t.rows.start // self.edge, col_block=t.cols.start // self.edge)
+            for t in tile_plan(n, self.tile, symmetric)
+        ]
+
+
+def _plan_blocks(n: int, tile: int, num_blocks: int | None, seed: int | None) -> _Blocks | None:
+    """Blocks of a whole number of tiles each, or None when intervals are off or n is tiny."""
+    b = choose_blocks(n, num_blocks)
+    if not b:
+        return None
+    per_block = -(-n // b)
+    edge_tile = min(tile, per_block)
+    edge = edge_tile * -(-per_block // edge_tile)
+    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    return _Blocks(-(-n // edge), edge, edge_tile, torch.randperm(n, generator=gen))
+
+
 def _sums(
     mks: list[Kernel],
     prior: Kernel,
@@ -297,26 +376,80 @@ def _sums(
     dev: torch.device,
     progress: Callable[[int], None] | None,
     sums_fn: SumsFn | None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(models, temperatures, 2) sums and, for Monte Carlo, their standard errors."""
+    num_blocks: int | None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, _Blocks | None]:
+    """(models, temperatures, 2) sums; Monte Carlo standard errors; and for the exact pass
+    with intervals the (models, temperatures, 2, B, B) block sums and their blocks."""
     if method == "monte_carlo":
         if num_pairs is None:
             raise ValueError("method='monte_carlo' needs num_pairs (e.g. num_pairs=1_000_000).")
         check_positive_int(num_pairs, "num_pairs", minimum=2)
     if not mks:  # every model is degenerate: nothing to sum
-        return torch.zeros(0, len(temps), 2, dtype=torch.float64), None
-    if method == "exact":
-        bs = (
-            check_positive_int(block_size, "block_size")
-            if block_size is not None
-            else default_block_size(dev)
+        return torch.zeros(0, len(temps), 2, dtype=torch.float64), None, None, None
+    if method == "monte_carlo":
+        assert num_pairs is not None
+        est = monte_carlo_moments(mks, prior, temps, num_pairs, seed)
+        return est[..., 0], est[..., 1], None, None
+    bs = (
+        check_positive_int(block_size, "block_size")
+        if block_size is not None
+        else default_block_size(dev)
+    )
+    symmetric = prior.is_factor and all(m.is_factor for m in mks)
+    fn = sums_fn or moment_sums
+    blocks = _plan_blocks(n, bs, num_blocks, seed)
+    if blocks is None:
+        return (
+            fn(mks, prior, temps, tile_plan(n, bs, symmetric), progress=progress).cpu(),
+            None,
+            None,
+            None,
         )
-        symmetric = prior.is_factor and all(m.is_factor for m in mks)
-        fn = sums_fn or moment_sums
-        return fn(mks, prior, temps, tile_plan(n, bs, symmetric), progress=progress).cpu(), None
-    assert num_pairs is not None
-    est = monte_carlo_moments(mks, prior, temps, num_pairs, seed)
-    return est[..., 0], est[..., 1]
+    perm = blocks.perm.to(prior.device)
+    by_block = fn(
+        [m.permuted(perm) for m in mks],
+        prior.permuted(perm),
+        temps,
+        blocks.tiles(symmetric),
+        progress=progress,
+        num_blocks=blocks.num_blocks,
+    ).cpu()
+    return by_block.sum(dim=(-1, -2)), None, by_block, blocks
+
+
+def _with_intervals(
+    r: MomentResult,
+    by_block: torch.Tensor | None,
+    blocks: _Blocks | None,
+    se: torch.Tensor | None,
+    level: float,
+) -> MomentResult:
+    """``r`` with its intervals: jackknife over blocks (``by_block`` (2, B, B)) or Monte Carlo."""
+    if r.degenerate:
+        return r
+    n = float(r.n)
+    if by_block is not None and blocks is not None:
+        reps = leave_one_block_out(by_block, blocks.counts)  # (2, B): mean pp, variance pp
+        mean_reps, std_reps = reps[0], reps[1].clamp_min(0.0).sqrt()
+        mci = jackknife_interval(r.mean_per_pair, mean_reps, level)
+        sci = jackknife_interval(r.std / n, std_reps, level)
+        return replace(
+            r,
+            mean_per_pair_ci=mci,
+            std_ci=(sci[0] * n, sci[1] * n),
+            num_blocks=blocks.num_blocks,
+            replicates=(tuple(mean_reps.tolist()), tuple(std_reps.tolist())),
+        )
+    if se is not None:
+        z = normal_quantile(0.5 + level / 2)
+        hm = z * float(se[0]) / n**2
+        hs = z * float(se[1]) / (2.0 * r.std) if r.std > 0 else math.inf
+        return replace(
+            r,
+            mean_per_pair_ci=(r.mean_per_pair - hm, r.mean_per_pair + hm),
+            std_ci=(r.std - hs, r.std + hs),
+        )
+    return r
 
 
 def task_prior_moments(
@@ -329,6 +462,8 @@ def task_prior_moments(
     prior_weights: Sequence[float] | None = None,
     normalize: str | None = None,
     temperature_scale: str = "absolute",
+    num_blocks: int | None = DEFAULT_BLOCKS,
+    confidence: float = CONFIDENCE,
     method: str = "exact",
     num_pairs: int | None = None,
     seed: int | None = None,
@@ -351,6 +486,11 @@ def task_prior_moments(
         temperature_scale: ``"absolute"`` (default, the paper's ``T``) or ``"rms"``:
             ``T`` times the RMS of the prior kernel's entries (``||K||_F / n`` of the
             kernel after ``normalize``), which means the same across ``n`` and datasets.
+        num_blocks: example blocks of the jackknife intervals (default 20, capped at
+            ``n // 2``; ``None`` or 0: no intervals). The blocks come from a permutation
+            seeded by ``seed`` (default 0) and are a whole number of tiles each, so the
+            intervals cost no extra products.
+        confidence: level of ``mean_per_pair_ci`` and ``std_ci`` (default 0.95).
         method: ``"exact"`` (tiles) or ``"monte_carlo"`` (``num_pairs`` uniform ordered
             pairs with ``seed``; unbiased, with standard errors).
         block_size: tile edge (default 1024 on CPU, 4096 on CUDA).
@@ -392,16 +532,30 @@ def task_prior_moments(
     cdt = _compute_dtype([prior_k, *models.values()], dtype)
     prior_k = prior_k.to(dev, cdt)
     mks = [models[name].to(dev, cdt) for name in live]
-    sums, se = _sums(
-        mks, prior_k, eff, n, method, num_pairs, seed, block_size, dev, progress, sums_fn
+    if not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}.")
+    sums, se, by_block, blocks = _sums(
+        mks,
+        prior_k,
+        eff,
+        n,
+        method,
+        num_pairs,
+        seed,
+        block_size,
+        dev,
+        progress,
+        sums_fn,
+        num_blocks,
     )
     pk = prior_kernel if isinstance(prior_kernel, str) else "+".join(prior_kernel)
     mc_pairs = num_pairs if method == "monte_carlo" else None
     out: dict[str, dict[float, MomentResult]] = {}
     for name in models:
         mi = live.index(name) if name in live else None
-        out[name] = {
-            t: _result(
+        out[name] = {}
+        for ti, t in enumerate(temps):
+            r = _result(
                 None if mi is None else sums[mi, ti],
                 None if se is None or mi is None else se[mi, ti],
                 n,
@@ -414,8 +568,13 @@ def task_prior_moments(
                 method,
                 mc_pairs,
             )
-            for ti, t in enumerate(temps)
-        }
+            out[name][t] = _with_intervals(
+                r,
+                None if by_block is None or mi is None else by_block[mi, ti],
+                blocks,
+                None if se is None or mi is None else se[mi, ti],
+                float(confidence),
+            )
     if not many_m and not many_t:
         return out["model"][temps[0]]
     return out

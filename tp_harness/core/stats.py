@@ -65,3 +65,51 @@ def correlation_with_ci(
                 float(np.quantile(vals, 1 - alpha)),
             ]
     return out
+
+
+def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall tau-b of two (m,) vectors (ties handled as scipy's ``kendalltau``); NaN for
+    fewer than 2 items or a constant vector."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 2:
+        return float("nan")
+    dx = np.sign(x[:, None] - x[None, :])
+    dy = np.sign(y[:, None] - y[None, :])
+    iu = np.triu_indices(len(x), k=1)
+    sx, sy = dx[iu], dy[iu]
+    den = math.sqrt(float((sx != 0).sum()) * float((sy != 0).sum()))
+    return float((sx * sy).sum()) / den if den > 0 else float("nan")
+
+
+def kendall_tau_with_ci(
+    x: np.ndarray, y: np.ndarray, *, num_bootstrap: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, float | int | list[float]]:
+    """Kendall tau of (m,) vectors with a percentile bootstrap CI over items:
+    ``{"n", "kendall_tau", "kendall_tau_ci"}`` (NaN resamples dropped)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of the same length; got {x.shape} and {y.shape}.")
+    tau = kendall_tau(x, y)
+    ci = [float("nan")] * 2
+    if len(x) >= 3:
+        idx = np.random.default_rng(seed).integers(0, len(x), size=(num_bootstrap, len(x)))
+        vals = np.array([kendall_tau(x[i], y[i]) for i in idx])
+        vals = vals[np.isfinite(vals)]
+        if len(vals):
+            alpha = (1 - level) / 2
+            ci = [float(np.quantile(vals, alpha)), float(np.quantile(vals, 1 - alpha))]
+    return {"n": len(x), "kendall_tau": tau, "kendall_tau_ci": ci}
+
+
+def bootstrap_mean_ci(
+    values: np.ndarray, *, num_bootstrap: int = 1000, seed: int = 0, level: float = 0.95
+) -> list[float]:
+    """Percentile bootstrap CI ``[lo, hi]`` of the mean of (m,) ``values`` (vectorised);
+    NaN for fewer than 2 values."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or len(v) < 2:
+        return [float("nan")] * 2
+    idx = np.random.default_rng(seed).integers(0, len(v), size=(num_bootstrap, len(v)))
+    means = v[idx].mean(axis=1)
+    alpha = (1 - level) / 2
+    return [float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))]

@@ -108,8 +108,12 @@ def distributed_moment_sums(
     tiles: Sequence[Tile],
     *,
     progress: Callable[[int], None] | None = None,
+    num_blocks: int = 0,
 ) -> torch.Tensor:
-    """:func:`~tp_harness.moments.moment_sums` with the tiles split over ranks and summed."""
+    """:func:`~tp_harness.core.moments.moment_sums` with the tiles split over ranks and
+    summed (per block pair when ``num_blocks``: every rank's block sums are reduced)."""
     mine = split_evenly(tiles, ctx.rank, ctx.world_size)
-    local = moment_sums(models, prior, temperatures, mine, progress=progress).cpu()
+    local = moment_sums(
+        models, prior, temperatures, mine, progress=progress, num_blocks=num_blocks
+    ).cpu()
     return ctx.all_reduce_sum(local)
