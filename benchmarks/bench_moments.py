@@ -6,6 +6,7 @@ the ratio to this machine's fp32 matmul rate measured in the same run.
 
     python benchmarks/bench_moments.py                 # CPU: 4k/8k/16k both, 50k/100k ours
     python benchmarks/bench_moments.py --device cuda   # the same on a GPU
+    python benchmarks/bench_moments.py --interval-cost # CI blocks vs no CIs, same process
 """
 
 from __future__ import annotations
@@ -111,6 +112,24 @@ def run_one(impl: str, n: int, device_name: str, block: int | None) -> dict[str,
     return out
 
 
+def interval_cost(n: int, device_name: str, repeats: int = 5) -> dict[str, float]:
+    """Best-of-``repeats`` seconds of the exact pass without intervals and with the
+    default 20 jackknife blocks, interleaved in one process (same data, same threads)."""
+    from tp_harness import task_prior_moments
+
+    device = torch.device(device_name)
+    x, p = _data(n, device)
+    best = {"plain": float("inf"), "blocks": float("inf")}
+    for _ in range(repeats):
+        for name, blocks in (("plain", None), ("blocks", 20)):
+            _sync(device)
+            t0 = time.perf_counter()
+            task_prior_moments(x, p, T, device=device, num_blocks=blocks)
+            _sync(device)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
 def _spawn(impl: str, n: int, device: str, block: int | None) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--child", impl, "--n", str(n), "--device", device]
     if block:
@@ -129,7 +148,21 @@ def main() -> None:
     ap.add_argument("--block-size", type=int, default=None)
     ap.add_argument("--child", choices=["dense", "ours"], default=None)
     ap.add_argument("--n", type=int, default=0)
+    ap.add_argument(
+        "--interval-cost",
+        action="store_true",
+        help="time the pass with and without jackknife blocks at --compare sizes",
+    )
     args = ap.parse_args()
+    if args.interval_cost:
+        print("| n | no intervals s | 20 jackknife blocks s | cost |\n|---|---|---|---|")
+        for n in args.compare:
+            b = interval_cost(n, args.device)
+            print(
+                f"| {n} | {b['plain']:.3f} | {b['blocks']:.3f} | "
+                f"{100 * (b['blocks'] / b['plain'] - 1):+.1f}% |"
+            )
+        return
     if args.child:
         print(json.dumps(run_one(args.child, args.n, args.device, args.block_size)))
         return

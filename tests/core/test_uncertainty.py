@@ -35,17 +35,19 @@ def test_t_quantile_matches_scipy() -> None:
 def test_block_sums_add_up_and_match_a_dense_reference() -> None:
     x, p = asymmetric_features(0, 37, 5), asymmetric_features(1, 37, 3)
     mk, pk = build_kernel(x), build_kernel(p)
-    for symmetric in (True, False):
-        tiles = tile_plan(37, 8, symmetric)
-        blocks = moment_sums([mk], pk, [0.3], tiles, num_blocks=5)
+    m, k = mk.to_dense().numpy(), pk.to_dense().numpy()
+    f = m * expit(k / 0.3)
+    # blocks smaller than, equal to and larger than the tiles (they need not align)
+    for symmetric, tile, edge in ((True, 8, 8), (False, 8, 8), (True, 16, 5), (True, 4, 11)):
+        nb = -(-37 // edge)
+        tiles = tile_plan(37, tile, symmetric)
+        blocks = moment_sums([mk], pk, [0.3], tiles, num_blocks=nb, block_edge=edge)
         total = moment_sums([mk], pk, [0.3], tiles)
-        assert blocks.shape == (1, 1, 2, 5, 5)
+        assert blocks.shape == (1, 1, 2, nb, nb)
         torch.testing.assert_close(blocks.sum(dim=(-1, -2)), total, rtol=1e-12, atol=1e-12)
-        m, k = mk.to_dense().numpy(), pk.to_dense().numpy()
-        f = m * expit(k / 0.3)
-        for a in range(5):
-            for b in range(5):
-                want = f[a * 8 : (a + 1) * 8, b * 8 : (b + 1) * 8].sum()
+        for a in range(nb):
+            for b in range(nb):
+                want = f[a * edge : (a + 1) * edge, b * edge : (b + 1) * edge].sum()
                 assert float(blocks[0, 0, 0, a, b]) == pytest.approx(want, rel=1e-10, abs=1e-12)
 
 
@@ -91,8 +93,8 @@ def test_blocks_do_not_depend_on_the_tile_size_and_are_seeded() -> None:
     b = task_prior_moments(x, p, 0.2, block_size=1024)
     c = task_prior_moments(x, p, 0.2, seed=1)
     assert a.mean == pytest.approx(b.mean, rel=1e-12)
-    # blocks are whole numbers of tiles: 7-row tiles give 15 blocks of 14 rows
-    assert a.num_blocks == 15 and b.num_blocks == 20
+    assert a.num_blocks == b.num_blocks == 20
+    assert a.mean_per_pair_ci == pytest.approx(b.mean_per_pair_ci, rel=1e-9)
     assert c.mean_per_pair_ci != b.mean_per_pair_ci and c.mean == pytest.approx(b.mean, rel=1e-12)
 
 

@@ -50,7 +50,7 @@ def test_run_writes_nothing_and_the_run_folder_has_every_output(
     assert not out.exists()  # run() computes; the publishing floor writes
     write_outputs(res, out)
     doc = json.loads((out / "results.json").read_text())
-    assert doc["schema_version"] == "1.0" and doc["config"]["models"] == list(cfg.models)
+    assert doc["schema_version"] == "1.1" and doc["config"]["models"] == list(cfg.models)
     assert doc["data"]["n"] == 90 and doc["environment"]["world_size"] == 1
     names = {s["model"] for s in doc["scores"]}
     layers = {n for n in names if "@layer" in n}
@@ -243,6 +243,9 @@ def test_two_processes_match_one(tmp_path: Path, tiny_bert_dir: Path, topic_csv:
     for a, b in zip(one, two, strict=True):
         assert b["mean"] == pytest.approx(a["mean"], rel=1e-5)
         assert b["variance"] == pytest.approx(a["variance"], rel=1e-5)
+        # every rank's block sums are reduced: the jackknife intervals match too
+        assert b["mean_per_pair_ci"] == pytest.approx(a["mean_per_pair_ci"], rel=1e-5)
+        assert b["std_ci"] == pytest.approx(a["std_ci"], rel=1e-5)
     assert outs[2].probes == outs[1].probes
 
 

@@ -95,16 +95,11 @@ class MomentResult:
 
 @dataclass(frozen=True)
 class Tile:
-    """Row block ``rows`` x column block ``cols``, counted ``weight`` times.
-
-    ``row_block``/``col_block`` are the blocks' indices (``start // block_size``).
-    """
+    """Row block ``rows`` x column block ``cols``, counted ``weight`` times."""
 
     rows: slice
     cols: slice
     weight: float
-    row_block: int = 0
-    col_block: int = 0
 
 
 def tile_plan(n: int, block_size: int, symmetric: bool = True) -> list[Tile]:
@@ -117,13 +112,7 @@ def tile_plan(n: int, block_size: int, symmetric: bool = True) -> list[Tile]:
                 continue
             w = 1.0 if (not symmetric or a == b) else 2.0
             tiles.append(
-                Tile(
-                    slice(a, min(a + block_size, n)),
-                    slice(b, min(b + block_size, n)),
-                    w,
-                    a // block_size,
-                    b // block_size,
-                )
+                Tile(slice(a, min(a + block_size, n)), slice(b, min(b + block_size, n)), w)
             )
     return tiles
 
@@ -145,6 +134,51 @@ def _tile_sums(k: torch.Tensor, ms: torch.Tensor, inv_t: torch.Tensor) -> torch.
     return out
 
 
+def _segments(sl: slice, edge: int) -> list[tuple[int, int, int]]:
+    """``(local start, local stop, block)`` of the rows ``sl`` cut at multiples of ``edge``."""
+    out, a = [], int(sl.start)
+    while a < sl.stop:
+        b = min(int(sl.stop), (a // edge + 1) * edge)
+        out.append((a - int(sl.start), b - int(sl.start), a // edge))
+        a = b
+    return out
+
+
+def _segment_sums(
+    p: torch.Tensor, rows: list[tuple[int, int, int]], cols: list[tuple[int, int, int]]
+) -> torch.Tensor:
+    """(m, b, c) -> (m, len(rows), len(cols)) float64 sums over row x column segments
+    (one pass over ``p``, like the plain row sums)."""
+    c = torch.stack([p[..., c0:c1].sum(dim=-1) for c0, c1, _ in cols], dim=-1).double()
+    return torch.stack([c[:, r0:r1].sum(dim=1) for r0, r1, _ in rows], dim=1)
+
+
+def _tile_block_sums(
+    k: torch.Tensor,
+    ms: torch.Tensor,
+    inv_t: torch.Tensor,
+    rows: list[tuple[int, int, int]],
+    cols: list[tuple[int, int, int]],
+) -> torch.Tensor:
+    """Sums of one tile per (row block, column block): -> (m, t, 2, len(rows), len(cols))."""
+    out = torch.empty(
+        ms.shape[0],
+        inv_t.shape[0],
+        2,
+        len(rows),
+        len(cols),
+        dtype=torch.float64,
+        device=k.device,
+    )
+    for ti in range(inv_t.shape[0]):
+        x = k * inv_t[ti]
+        p = ms * torch.sigmoid(x)
+        out[:, ti, 0] = _segment_sums(p, rows, cols)
+        p.mul_(ms).mul_(torch.sigmoid(x.neg_()))
+        out[:, ti, 1] = _segment_sums(p, rows, cols)
+    return out
+
+
 def moment_sums(
     models: Sequence[Kernel],
     prior: Kernel,
@@ -153,15 +187,18 @@ def moment_sums(
     *,
     progress: Callable[[int], None] | None = None,
     num_blocks: int = 0,
+    block_edge: int = 0,
 ) -> torch.Tensor:
     """Raw sums over ``tiles``: (models, temperatures, 2) float64 of (mean, variance).
 
     The building block of :func:`task_prior_moments`; a distributed caller passes
     each rank a share of :func:`tile_plan` and adds the results. With ``num_blocks = B
     > 0`` the sums stay per block pair: (models, temperatures, 2, B, B), entry ``[a, b]``
-    summing the ordered pairs with ``i`` in row block ``a`` and ``j`` in block ``b``
+    summing the ordered pairs with ``i // block_edge = a`` and ``j // block_edge = b``
     (a symmetric tile fills both ``[a, b]`` and ``[b, a]``); their total is the
-    ``num_blocks = 0`` result. This is what the block jackknife resamples.
+    ``num_blocks = 0`` result. Each tile's reduction is cut at the block edges, so the
+    blocks cost no extra products and the tiles keep their size. This is what the block
+    jackknife resamples.
     """
     inv_t = torch.tensor([1.0 / t for t in temperatures], dtype=prior.dtype, device=prior.device)
     shape = (len(models), len(temperatures), 2, *((num_blocks, num_blocks) if num_blocks else ()))
@@ -169,13 +206,17 @@ def moment_sums(
     for tile in tiles:
         k = prior.tile(tile.rows, tile.cols)
         ms = torch.stack([m.tile(tile.rows, tile.cols) for m in models])
-        sums = _tile_sums(k, ms, inv_t)
         if not num_blocks:
-            total += tile.weight * sums
+            total += tile.weight * _tile_sums(k, ms, inv_t)
         else:
-            total[..., tile.row_block, tile.col_block] += sums
-            if tile.weight == 2.0:  # the mirror tile of a symmetric pair
-                total[..., tile.col_block, tile.row_block] += sums
+            rows, cols = _segments(tile.rows, block_edge), _segments(tile.cols, block_edge)
+            sums = _tile_block_sums(k, ms, inv_t, rows, cols)
+            rb = [b for _, _, b in rows]
+            cb = [b for _, _, b in cols]
+            for i, a in enumerate(rb):
+                total[..., a, cb] += sums[..., i, :]
+                if tile.weight == 2.0:  # the mirror tile of a symmetric pair
+                    total[..., cb, a] += sums[..., i, :]
         if progress is not None:
             progress(1)
     return total
@@ -333,8 +374,7 @@ class _Blocks:
     """How the examples are cut into jackknife blocks for one pass."""
 
     num_blocks: int
-    edge: int  # rows per block (a whole number of tiles)
-    tile: int  # tile edge
+    edge: int  # rows per block (consecutive after the permutation)
     perm: torch.Tensor  # (n,) seeded order: block a holds perm[a*edge:(a+1)*edge]
 
     @property
@@ -344,24 +384,15 @@ class _Blocks:
             [min(self.edge, n - a) for a in range(0, n, self.edge)], dtype=torch.float64
         )
 
-    def tiles(self, symmetric: bool) -> list[Tile]:
-        n = self.perm.numel()
-        return [
-            replace(t, row_block=t.rows.start // self.edge, col_block=t.cols.start // self.edge)
-            for t in tile_plan(n, self.tile, symmetric)
-        ]
 
-
-def _plan_blocks(n: int, tile: int, num_blocks: int | None, seed: int | None) -> _Blocks | None:
-    """Blocks of a whole number of tiles each, or None when intervals are off or n is tiny."""
+def _plan_blocks(n: int, num_blocks: int | None, seed: int | None) -> _Blocks | None:
+    """Seeded blocks of ``ceil(n / B)`` rows, or None when intervals are off or n is tiny."""
     b = choose_blocks(n, num_blocks)
     if not b:
         return None
-    per_block = -(-n // b)
-    edge_tile = min(tile, per_block)
-    edge = edge_tile * -(-per_block // edge_tile)
+    edge = -(-n // b)
     gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
-    return _Blocks(-(-n // edge), edge, edge_tile, torch.randperm(n, generator=gen))
+    return _Blocks(-(-n // edge), edge, torch.randperm(n, generator=gen))
 
 
 def _sums(
@@ -397,7 +428,7 @@ def _sums(
     )
     symmetric = prior.is_factor and all(m.is_factor for m in mks)
     fn = sums_fn or moment_sums
-    blocks = _plan_blocks(n, bs, num_blocks, seed)
+    blocks = _plan_blocks(n, num_blocks, seed)
     if blocks is None:
         return (
             fn(mks, prior, temps, tile_plan(n, bs, symmetric), progress=progress).cpu(),
@@ -410,9 +441,10 @@ def _sums(
         [m.permuted(perm) for m in mks],
         prior.permuted(perm),
         temps,
-        blocks.tiles(symmetric),
+        tile_plan(n, bs, symmetric),
         progress=progress,
         num_blocks=blocks.num_blocks,
+        block_edge=blocks.edge,
     ).cpu()
     return by_block.sum(dim=(-1, -2)), None, by_block, blocks
 
@@ -488,8 +520,8 @@ def task_prior_moments(
             kernel after ``normalize``), which means the same across ``n`` and datasets.
         num_blocks: example blocks of the jackknife intervals (default 20, capped at
             ``n // 2``; ``None`` or 0: no intervals). The blocks come from a permutation
-            seeded by ``seed`` (default 0) and are a whole number of tiles each, so the
-            intervals cost no extra products.
+            seeded by ``seed`` (default 0); each tile's reduction is cut at the block
+            edges, so the intervals cost no extra products.
         confidence: level of ``mean_per_pair_ci`` and ``std_ci`` (default 0.95).
         method: ``"exact"`` (tiles) or ``"monte_carlo"`` (``num_pairs`` uniform ordered
             pairs with ``seed``; unbiased, with standard errors).

@@ -109,11 +109,18 @@ def distributed_moment_sums(
     *,
     progress: Callable[[int], None] | None = None,
     num_blocks: int = 0,
+    block_edge: int = 0,
 ) -> torch.Tensor:
     """:func:`~tp_harness.core.moments.moment_sums` with the tiles split over ranks and
     summed (per block pair when ``num_blocks``: every rank's block sums are reduced)."""
     mine = split_evenly(tiles, ctx.rank, ctx.world_size)
     local = moment_sums(
-        models, prior, temperatures, mine, progress=progress, num_blocks=num_blocks
+        models,
+        prior,
+        temperatures,
+        mine,
+        progress=progress,
+        num_blocks=num_blocks,
+        block_edge=block_edge,
     ).cpu()
     return ctx.all_reduce_sum(local)

@@ -27,6 +27,7 @@ import numpy as np
 from ..core.moments import PAIRS_CONVENTION, MomentResult, task_prior_moments
 from ..core.stats import correlation_with_ci
 from . import representations
+from .comparisons import REPLICATES, mark_ties, prior_agreement, task_alignment_records
 from .config import Config
 from .distributed import DistContext, distributed_moment_sums, init_context
 from .flags import flag_scores, rankable
@@ -106,8 +107,14 @@ def _num_tiles(n: int, block_size: int | None, ctx: DistContext) -> int:
 
 
 def _score_record(model: str, prior: str, r: MomentResult) -> dict[str, Any]:
-    d = r.to_dict()
+    """The JSON record of one score; the jackknife replicates ride along until
+    :func:`~tp_harness.evaluation.comparisons.mark_ties` has used them."""
+    d: dict[str, Any] = r.to_dict()
     d.pop("pairs")
+    d[REPLICATES] = d.pop("replicates")
+    for key in ("mean_per_pair_ci", "std_ci"):
+        value = d[key]
+        d[key] = None if value is None else list(value)
     return {"model": model, "prior": prior, **d}
 
 
@@ -263,6 +270,7 @@ def run(config: Config, *, ctx: DistContext | None = None, progress: bool = True
         scores = compute_scores(config, reps, priors, ctx, progress)
     with timer.stage("flags"):
         flag_scores(config, reps, priors, scores)
+        mark_ties(scores)
     results = Results(
         config=config.to_dict(),
         data=_data_record(data),
@@ -300,9 +308,23 @@ def _main_process_stages(
         results.probes, acc = run_probes(config, reps, task_sets, data.labels, bar.update)
         bar.close()
     results.task_accuracies = acc
+    with timer.stage("task_alignment"):
+        results.task_alignments = task_alignment_records(config, reps, task_sets, results.scores)
+        _attach_alignments(results.probes, results.task_alignments)
+    results.prior_agreement = prior_agreement(config, results.scores)
     with timer.stage("baselines"):
         results.baselines = compute_baselines(reps, data.labels, priors[0])
     results.correlations = compute_correlations(config, results.scores, results.probes)
+
+
+def _attach_alignments(probes: list[dict[str, Any]], alignments: list[dict[str, Any]]) -> None:
+    """Copy each task set's sampled alignment mean/std into its probe records."""
+    key = ("model", "prior", "temperature", "num_classes")
+    by = {tuple(a[k] for k in key): a for a in alignments}
+    for p in probes:
+        a = by.get(tuple(p[k] for k in key), {})
+        p["sampled_alignment_mean"] = a.get("sampled_alignment_mean")
+        p["sampled_alignment_std"] = a.get("sampled_alignment_std")
 
 
 def _data_record(data: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .atomic import atomic_write_text
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 RESULTS_FILE = "results.json"
 _PACKAGES = (
     "tp-harness",
@@ -74,6 +74,8 @@ class Results:
     probes: list[dict[str, Any]] = field(default_factory=list)
     baselines: list[dict[str, Any]] = field(default_factory=list)
     correlations: list[dict[str, Any]] = field(default_factory=list)
+    task_alignments: list[dict[str, Any]] = field(default_factory=list)
+    prior_agreement: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     conventions: dict[str, Any] = field(default_factory=dict)
@@ -102,6 +104,8 @@ class Results:
             "probes": self.probes,
             "baselines": self.baselines,
             "correlations": self.correlations,
+            "task_alignments": self.task_alignments,
+            "prior_agreement": self.prior_agreement,
             "tasks": self.tasks,
             "timings": self.timings,
             "conventions": self.conventions,
@@ -132,6 +136,8 @@ class Results:
             "probes",
             "baselines",
             "correlations",
+            "task_alignments",
+            "prior_agreement",
             "tasks",
             "timings",
             "conventions",

@@ -82,12 +82,14 @@ def sample_task_sets(
 
 def label_accuracy(
     config: Config, x: np.ndarray, labels: np.ndarray | None, probe: str
-) -> float | None:
-    """Held-out accuracy of ``probe`` on the true labels (same split policy), or None."""
+) -> tuple[float | None, list[float] | None]:
+    """Held-out accuracy of ``probe`` on the true labels (same split policy) and its 95%
+    bootstrap CI over the test examples; ``(None, None)`` without usable labels."""
     from ..core.probes import probe_tasks
+    from ..core.stats import bootstrap_mean_ci
 
     if labels is None or len(np.unique(labels)) < 2 or bool((labels < 0).any()):
-        return None
+        return None, None
     res = probe_tasks(
         x,
         np.asarray(labels, dtype=np.int64)[None, :],
@@ -97,7 +99,10 @@ def label_accuracy(
         test_fraction=config.test_fraction,
         seed=config.seed,
     )
-    return float(res.accuracy[0])
+    y = np.asarray(labels, dtype=np.int64)[np.asarray(res.test_indices)]
+    correct = (np.asarray(res.predictions[0]) == y).astype(np.float64)
+    ci = bootstrap_mean_ci(correct, num_bootstrap=config.bootstrap, seed=config.seed)
+    return float(res.accuracy[0]), ci
 
 
 def run_probes(
@@ -113,6 +118,7 @@ def run_probes(
     probe's ``label_accuracy`` on the dataset's labels (None without labels).
     """
     from ..core.probes import probe_tasks
+    from ..core.stats import bootstrap_mean_ci
 
     records, accuracies = [], {}
     for name, x in reps.arrays.items():
@@ -140,7 +146,11 @@ def run_probes(
                         "num_classes": ts.num_classes,
                         "probe": probe,
                         **res.summary(),
-                        "label_accuracy": label_acc[probe],
+                        "accuracy_mean_ci": bootstrap_mean_ci(
+                            acc, num_bootstrap=config.bootstrap, seed=config.seed
+                        ),
+                        "label_accuracy": label_acc[probe][0],
+                        "label_accuracy_ci": label_acc[probe][1],
                         "task_accuracies": acc.round(6).tolist(),
                     }
                 )

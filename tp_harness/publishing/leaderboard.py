@@ -37,6 +37,7 @@ REVISION, MODEL_ID, DATASET, RUN = "revision", "model id", "dataset", "run"
 MODEL_KERNEL, PRIOR_KERNEL = "model kernel", "prior kernel"
 NORMALIZE, T_SCALE, T_EFFECTIVE = "normalize", "temperature scale", "effective T"
 LABEL_ACC, FLAGS = "label acc", "flags"
+ALIGN_PM, VS_NEXT = "alignment ±", "vs next"
 
 #: Every column, in display order.
 COLUMNS = (
@@ -50,6 +51,8 @@ COLUMNS = (
     T_SCALE,
     NORMALIZE,
     ALIGNMENT,
+    ALIGN_PM,
+    VS_NEXT,
     STD,
     VAR_PER_PAIR,
     MEAN,
@@ -81,6 +84,8 @@ DEFAULT_COLUMNS = (
     TEMPERATURE,
     NORMALIZE,
     ALIGNMENT,
+    ALIGN_PM,
+    VS_NEXT,
     STD,
     VAR_PER_PAIR,
     N,
@@ -242,6 +247,17 @@ def _matching_probes(
     ]
 
 
+def _half_width(ci: Sequence[float | None] | None) -> float | None:
+    if not ci or len(ci) != 2 or ci[0] is None or ci[1] is None:
+        return None
+    return (float(ci[1]) - float(ci[0])) / 2
+
+
+def _vs_next(vs: Mapping[str, Any] | None) -> str:
+    """``≈``: tied with the next-ranked model (paired 95% interval holds 0); ``>``: above."""
+    return "" if not vs else ("≈" if vs.get("tied") else ">")
+
+
 def run_rows(results: Mapping[str, Any], run: str = "") -> list[dict[str, Any]]:
     """Rows of one run: each score record joined with each of its model's probe settings."""
     data = results.get("data") or {}
@@ -265,6 +281,8 @@ def run_rows(results: Mapping[str, Any], run: str = "") -> list[dict[str, Any]]:
             NORMALIZE: s.get("normalize") or "none",
             FLAGS: ", ".join(s.get("flags") or []),
             ALIGNMENT: s["mean_per_pair"],
+            ALIGN_PM: _half_width(s.get("mean_per_pair_ci")),
+            VS_NEXT: _vs_next(s.get("vs_next")),
             STD: None if std is None else std / n,
             VAR_PER_PAIR: s["variance_per_pair"],
             MEAN: s["mean"],
@@ -306,6 +324,7 @@ def frame_from_runs(runs: Iterable[tuple[str, Mapping[str, Any]]]) -> pd.DataFra
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != RANK])
     for col in (
         ALIGNMENT,
+        ALIGN_PM,
         STD,
         VAR_PER_PAIR,
         MEAN,
@@ -418,8 +437,9 @@ def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     import pandas as pd
 
     df = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    if FLAGS in df.columns:  # "no flags" is an empty string, not a missing value
-        df[FLAGS] = df[FLAGS].fillna("").astype(str)
+    for col in (FLAGS, VS_NEXT):  # "none" is an empty string, not a missing value
+        if col in df.columns:
+            df[col] = df[col].fillna("").astype(str)
     return df
 
 

@@ -51,6 +51,10 @@ No probe is trained and no task is built to get these two numbers: one pass over
   Frobenius normalisation (**normalize** = frobenius) it tracked the mean probe accuracy
   across representations in this project's validation study (docs/validation.md, Pearson
   about 0.8 on text); without it much less.
+- **alignment ±**: half-width of the 95% interval of the expected alignment (a
+  delete-one-block jackknife over 20 example blocks of the same pass; coverage checked in
+  docs/uncertainty.md). **vs next**: `≈` when the paired 95% interval of the difference to
+  the next-ranked model holds 0 (the two are not distinguishable), `>` when it does not.
 - **flags**: rows marked `prior` (the model's kernel is the prior's own), `duplicate_of:X`
   (the same kernel as model X) or `degenerate` (numerically identical examples) are shown
   but get no rank.

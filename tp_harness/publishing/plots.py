@@ -122,3 +122,69 @@ def layer_curves(
         ax.set_title(m, fontsize=9)
     axes[0][0].legend(fontsize=7)
     return _save(fig, path)
+
+
+def alignment_vs_probes(
+    alignments: Sequence[Mapping[str, Any]],
+    probes: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    flags: Mapping[str, Sequence[str]] | None = None,
+) -> Path:
+    """Across models, for the first (prior, temperature, q): closed-form mean vs the mean
+    alignment of the sampled tasks, and that alignment vs the first probe's accuracy."""
+    plt = _pyplot()
+    key = ("prior", "temperature", "num_classes")
+    first = tuple(alignments[0][k] for k in key)
+    rows = [a for a in alignments if tuple(a[k] for k in key) == first]
+    probe = next((p["probe"] for p in probes), None)
+    acc = {
+        p["model"]: p["mean"]
+        for p in probes
+        if tuple(p[k] for k in key) == first and p["probe"] == probe
+    }
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for r in rows:
+        flagged = bool((flags or {}).get(r["model"]))
+        style = dict(marker="x", color="grey") if flagged else dict(marker="o", color="C0")
+        if _finite(r.get("closed_form_mean")) and _finite(r.get("sampled_alignment_mean")):
+            axes[0].scatter(r["closed_form_mean"], r["sampled_alignment_mean"], **style)
+            axes[0].annotate(
+                r["model"], (r["closed_form_mean"], r["sampled_alignment_mean"]), fontsize=6
+            )
+        if r["model"] in acc and _finite(r.get("sampled_alignment_mean")):
+            axes[1].scatter(r["sampled_alignment_mean"], acc[r["model"]], **style)
+            axes[1].annotate(r["model"], (r["sampled_alignment_mean"], acc[r["model"]]), fontsize=6)
+    axes[0].set_xlabel("closed form E[Tr(MG)] / n² (independent edges)")
+    axes[0].set_ylabel("mean Tr(MG) / n² over sampled tasks")
+    axes[1].set_xlabel("mean Tr(MG) / n² over sampled tasks")
+    axes[1].set_ylabel(f"{probe} accuracy on the same tasks")
+    fig.suptitle(f"prior={first[0]}  T={first[1]:g}  q={first[2]} (grey x: flagged)", fontsize=9)
+    return _save(fig, path)
+
+
+def prior_sensitivity(
+    scores: Sequence[Mapping[str, Any]], path: str | Path, temperature: float
+) -> Path | None:
+    """Rank of every unflagged model under each prior at ``temperature`` (one line per
+    model); None with fewer than two priors."""
+    by: dict[str, dict[str, float]] = defaultdict(dict)
+    for s in scores:
+        if s["temperature"] == temperature and not s.get("flags") and s["prior"] != "self":
+            by[s["prior"]][s["model"]] = float(s["mean_per_pair"])
+    priors = sorted(by)
+    if len(priors) < 2:
+        return None
+    models = sorted(set.intersection(*(set(v) for v in by.values())))
+    ranks = {
+        p: {m: i + 1 for i, m in enumerate(sorted(models, key=lambda m: -by[p][m]))} for p in priors
+    }
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(2.5 + 1.5 * len(priors), 0.35 * len(models) + 2))
+    for m in models:
+        ax.plot(range(len(priors)), [ranks[p][m] for p in priors], marker="o", label=m)
+    ax.set_xticks(range(len(priors)), priors, rotation=20, ha="right", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_ylabel("rank (1 = highest E[Tr(MG)]/n²)")
+    ax.set_title(f"Ranking under each prior, T={temperature:g}", fontsize=9)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return _save(fig, path)

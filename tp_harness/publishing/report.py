@@ -1,11 +1,13 @@
 """Human-readable views of a run: the ranked console table and ``summary.md`` (pure functions).
 
 Every column says what it is: the closed-form columns are per pair (``E[Tr(MG)]/n²``,
-``std/n``); each probe column names its probe and class count (``ridge acc (q=2)``: mean
-held-out accuracy over the tasks sampled from the same prior and temperature) and
-``ridge label acc`` is the same probe on the dataset's labels. Flagged models (the
-prior's own kernel, a duplicate, a degenerate kernel) are listed with their flags but
-get no rank.
+``std/n``) with ``±`` the half-width of their 95% jackknife interval; ``vs next`` is ``≈``
+when the paired 95% interval of the difference to the next-ranked model holds 0 (a tie)
+and ``>`` when it does not; each probe column names its probe and class count
+(``ridge acc (q=2)``: mean held-out accuracy over the tasks sampled from the same prior and
+temperature) and ``ridge label acc`` is the same probe on the dataset's labels. Flagged
+models (the prior's own kernel, a duplicate, a degenerate kernel) are listed with their
+flags but get no rank.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ FLAG_LEGEND = (
     "rank: among unflagged models only. flags: `prior` = the model's kernel is the prior's "
     "own; `duplicate_of:X` = the same kernel as model X; `degenerate` = numerically "
     "identical examples (no score)."
+)
+TIE_LEGEND = (
+    "±: half-width of the 95% block-jackknife interval. vs next: `≈` = not significantly "
+    "above the next-ranked model (paired 95% interval of the difference holds 0), `>` = "
+    "significantly above."
 )
 
 
@@ -78,12 +85,24 @@ def ranked_rows(
         rank += 0 if r.get("flags") else 1
         r["rank"] = None if r.get("flags") else rank
         r["std_per_n"] = None if r.get("std") is None else r["std"] / r["n"]
+        r["mean_pm"] = _half(r.get("mean_per_pair_ci"))
+        std_ci = r.get("std_ci")
+        r["std_pm"] = None if not std_ci else _half([v / r["n"] for v in std_ci if v is not None])
+        vs = r.get("vs_next")
+        r["vs_next_mark"] = "" if not vs else ("≈" if vs.get("tied") else ">")
         r["flags"] = ", ".join(r.get("flags") or [])
         for p in mine:
             if p["model"] == r["model"]:
                 r[probe_column(p["probe"], p["num_classes"])] = p["mean"]
                 r[label_column(p["probe"])] = p.get("label_accuracy")
     return rows
+
+
+def _half(ci: Sequence[float | None] | None) -> float | None:
+    """Half-width of a ``[lo, hi]`` interval (None when missing)."""
+    if not ci or len(ci) != 2 or any(v is None or math.isnan(float(v)) for v in ci):
+        return None
+    return (float(ci[1]) - float(ci[0])) / 2  # type: ignore[arg-type]
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
@@ -100,7 +119,10 @@ def score_columns(probes: Sequence[Mapping[str, Any]], labels: bool) -> list[tup
         ("rank", "rank"),
         ("model", "model"),
         ("mean_per_pair", "E[Tr(MG)]/n²"),
+        ("mean_pm", "±"),
+        ("vs_next_mark", "vs next"),
         ("std_per_n", "std/n"),
+        ("std_pm", "±"),
     ]
     settings = probe_settings(probes)
     cols += [(probe_column(p, q), probe_column(p, q)) for p, q in settings]
@@ -136,6 +158,8 @@ def ranked_tables(results: Mapping[str, Any]) -> str:
     for prior, t in keys:
         rows = ranked_rows(scores, probes, prior, t, task_temperature(cfg, t))
         out += [_group_header(results, prior, t), "", markdown_table(rows, cols), ""]
+    if any(s.get("mean_per_pair_ci") for s in scores):
+        out += [TIE_LEGEND, ""]
     if any(s.get("flags") for s in scores):
         out += [FLAG_LEGEND, ""]
     return "\n".join(out)
@@ -145,7 +169,9 @@ def _setup_lines(results: Mapping[str, Any]) -> list[str]:
     cfg, data = results["config"], results.get("data", {})
     scores = results.get("scores", [])
     priors = dict.fromkeys((s["prior"], s.get("prior_kernel")) for s in scores)
-    temps = dict.fromkeys((s["temperature"], s.get("effective_temperature")) for s in scores)
+    temps = dict.fromkeys(
+        (s["prior"], s["temperature"], s.get("effective_temperature")) for s in scores
+    )
     scale = scores[0].get("temperature_scale", "absolute") if scores else "absolute"
     t_task = cfg.get("task_temperature")
     return [
@@ -154,7 +180,7 @@ def _setup_lines(results: Mapping[str, Any]) -> list[str]:
         "- priors: " + ", ".join(f"`{p}` (kernel `{k}`)" for p, k in priors),
         f"- model kernel `{cfg.get('model_kernel')}`, normalize `{cfg.get('normalize')}`",
         f"- temperatures ({scale} scale): "
-        + ", ".join(f"T = {t:g} (effective {e:.4g})" for t, e in temps if e is not None),
+        + "; ".join(f"`{p}`: T = {t:g} (effective {e:.4g})" for p, t, e in temps if e is not None),
         f"- tasks: {cfg.get('num_tasks')} per prior, temperature and q in "
         f"{cfg.get('num_classes')}, sampled from the same prior "
         + (f"at task_temperature = {t_task:g}" if t_task is not None else "at each temperature")
@@ -182,8 +208,27 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
             ("min", "min"),
             ("gain_over_majority", "gain vs majority"),
             ("label_accuracy", "label acc"),
+            ("label_pm", "±"),
         ]
-        lines += ["## Probes on sampled tasks", "", markdown_table(results["probes"], cols), ""]
+        rows = [
+            dict(
+                p,
+                mean_pm=_half(p.get("accuracy_mean_ci")),
+                label_pm=_half(p.get("label_accuracy_ci")),
+            )
+            for p in results["probes"]
+        ]
+        cols.insert(6, ("mean_pm", "±"))
+        lines += [
+            "## Probes on sampled tasks",
+            "",
+            markdown_table(rows, cols),
+            "",
+            "±: half-width of the 95% bootstrap interval (over tasks for the mean "
+            "accuracy, over test examples for the label accuracy).",
+            "",
+        ]
+    lines += _alignment_lines(results) + _agreement_lines(results)
     if results.get("correlations"):
         cols = [
             ("prior", "prior"),
@@ -224,6 +269,56 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _alignment_lines(results: Mapping[str, Any]) -> list[str]:
+    if not results.get("task_alignments"):
+        return []
+    cols = [
+        ("model", "model"),
+        ("prior", "prior"),
+        ("temperature", "T"),
+        ("num_classes", "q"),
+        ("closed_form_mean", "closed form E/n²"),
+        ("sampled_alignment_mean", "sampled tasks mean/n²"),
+        ("mean_ratio", "ratio"),
+        ("closed_form_std", "closed form std/n"),
+        ("sampled_alignment_std", "sampled tasks std/n"),
+        ("std_ratio", "ratio"),
+    ]
+    return [
+        "## Closed form vs the sampled tasks",
+        "",
+        "`Tr(MG)` of every sampled task (same kernel and normalisation as the closed form) "
+        "against the closed form's mean and std: the closed form has independent edges, the "
+        "tasks are one-hot labelings from the Potts measure (docs/uncertainty.md).",
+        "",
+        markdown_table(results["task_alignments"], cols),
+        "",
+    ]
+
+
+def _agreement_lines(results: Mapping[str, Any]) -> list[str]:
+    if not results.get("prior_agreement"):
+        return []
+    rows = [
+        dict(a, m=len(a.get("models", [])), ci=_ci(a.get("kendall_tau_ci") or []))
+        for a in results["prior_agreement"]
+    ]
+    cols = [
+        ("prior_a", "prior A"),
+        ("prior_b", "prior B"),
+        ("temperature", "T"),
+        ("m", "models"),
+        ("kendall_tau", "Kendall tau"),
+        ("ci", "95% CI"),
+    ]
+    return [
+        "## Prior sensitivity: rank agreement between priors",
+        "",
+        markdown_table(rows, cols),
+        "",
+    ]
 
 
 def _ci(ci: Sequence[float | None]) -> str:

@@ -99,6 +99,16 @@ def write_figures(results: Results, folder: Path) -> list[str]:
                 f"{group[0] if group else ''} at T={t_tasks:g}",
             )
         )
+    if results.task_alignments:
+        written.append(
+            plots.alignment_vs_probes(
+                results.task_alignments, results.probes, folder / "alignment_vs_probes.png", flags
+            )
+        )
+    if group is not None:
+        sens = plots.prior_sensitivity(results.scores, folder / "prior_sensitivity.png", group[1])
+        if sens is not None:
+            written.append(sens)
     rows = _layer_rows(results, group, t_tasks)
     layer_fig = plots.layer_curves(
         rows, ["mean_per_pair", "std_per_n", "probe_accuracy", "rankme"], folder / "layers.png"
