@@ -116,6 +116,7 @@ def main() -> None:
     ax.axhspan(0.90, 0.99, color="grey", alpha=0.15, label="tested band 90-99%")
     ax.set_xscale("log")
     ax.set_xticks(ns, [str(n) for n in ns])
+    ax.minorticks_off()
     ax.set_ylim(0.8, 1.0)
     ax.set_xlabel("n (rows per subsample)")
     ax.set_ylabel(f"coverage over {args.datasets} subsamples")
