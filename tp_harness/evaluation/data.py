@@ -93,7 +93,7 @@ def _hub_error(dataset: str, why: str) -> Exception:
 def _load_hub(dataset: str, config_name: str | None, split: str | None) -> Any:
     import datasets
 
-    from .hub_access import hub_offline, hub_reachable
+    from .hub_access import hub_offline, hub_reachable, offline_libraries
 
     offline = hub_offline()
     if not offline and not hub_reachable():
@@ -106,7 +106,8 @@ def _load_hub(dataset: str, config_name: str | None, split: str | None) -> Any:
     if offline:
         kwargs["download_config"] = datasets.DownloadConfig(local_files_only=True)
     try:
-        return datasets.load_dataset(dataset, config_name, split=split, **kwargs)
+        with offline_libraries(offline):
+            return datasets.load_dataset(dataset, config_name, split=split, **kwargs)
     except (ConnectionError, FileNotFoundError, OSError) as err:
         if offline:
             raise _hub_error(dataset, f"HF_HUB_OFFLINE is set ({type(err).__name__})") from err

@@ -7,8 +7,10 @@ timeout, and raise :class:`HubUnavailableError` naming the repo and ``HF_HUB_OFF
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,6 +29,25 @@ def hub_offline() -> bool:
     if env is not None:
         return env.strip().lower() in _TRUE
     return bool(constants.HF_HUB_OFFLINE)
+
+
+@contextlib.contextmanager
+def offline_libraries(offline: bool) -> Iterator[None]:
+    """Within the block, make ``huggingface_hub`` and ``datasets`` follow :func:`hub_offline`
+    too: both read ``HF_HUB_OFFLINE`` once at import, so a process that imported them
+    before the variable was set would otherwise retry the network for ~20 s."""
+    if not offline:
+        yield
+        return
+    import datasets.config
+    from huggingface_hub import constants
+
+    saved = (constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE)
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
