@@ -43,13 +43,6 @@ def t_quantile(p: float, df: int) -> float:
     return z + g1 / v + g2 / v**2 + g3 / v**3 + g4 / v**4
 
 
-def block_counts(n: int, num_blocks: int) -> tuple[int, torch.Tensor]:
-    """Tile edge and rows per block for ``n`` examples in (at most) ``num_blocks`` blocks."""
-    edge = -(-n // num_blocks)
-    starts = range(0, n, edge)
-    return edge, torch.tensor([min(edge, n - a) for a in starts], dtype=torch.float64)
-
-
 def choose_blocks(n: int, num_blocks: int | None) -> int:
     """Blocks used for ``n`` examples: ``num_blocks`` capped at ``n // 2``; 0 = no intervals."""
     if num_blocks is None or num_blocks == 0:
@@ -102,7 +95,6 @@ def paired_difference(
 __all__ = [
     "CONFIDENCE",
     "DEFAULT_BLOCKS",
-    "block_counts",
     "choose_blocks",
     "jackknife_interval",
     "leave_one_block_out",
