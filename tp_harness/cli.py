@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from collections.abc import Sequence
-
-from .core.kernels import NORMALIZATIONS, TEMPERATURE_SCALES, kernel_names
-from .core.probes import probe_names
-
-_NORMALIZE_CHOICES = [n or "none" for n in NORMALIZATIONS]
-_DTYPE_CHOICES = ["float32", "bfloat16", "float16"]
+from typing import Any
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -27,126 +23,115 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="moments of digits representations (bundled, offline)")
-    p.add_argument("--temperature", type=float, nargs="+", default=[0.1, 1.0])
-    p.add_argument("--device", default=None)
+    p.add_argument(
+        "--temperature",
+        type=float,
+        nargs="+",
+        default=[0.1, 1.0],
+        help="temperatures T of s(K/T) (default: 0.1 1.0)",
+    )
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if any)")
     p.set_defaults(func=_cmd_demo)
 
 
-_OVERRIDE_KEYS = (
-    "models",
-    "priors",
-    "prior_weights",
-    "dataset",
-    "dataset_config",
-    "split",
-    "text_column",
-    "image_column",
-    "label_column",
-    "num_examples",
-    "temperatures",
-    "num_tasks",
-    "num_classes",
-    "task_temperature",
-    "gibbs_sweeps",
-    "probes",
-    "model_kernel",
-    "prior_kernel",
-    "normalize",
-    "temperature_scale",
-    "output_dir",
-    "cache_dir",
-    "seed",
-    "device",
-    "batch_size",
-    "max_length",
-    "dtype",
-    "push_to_hub",
-    "block_size",
-    "min_class_fraction",
-)
+def _scalar_type(annotation: Any) -> type:
+    """The scalar a flag parses to (int, float or str), from a field's annotation."""
+    found: list[type] = []
+
+    def walk(a: Any) -> None:
+        if a in (bool, int, float, str):
+            found.append(a)
+        for sub in typing.get_args(a):
+            walk(sub)
+
+    walk(annotation)
+    for t in (bool, int, float):
+        if t in found:
+            return t
+    return str
+
+
+def _show(default: Any) -> str:
+    if isinstance(default, tuple):
+        return " ".join(map(str, default)) if default else "none"
+    return "none" if default is None or default == "" else str(default)
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per config field, grouped as the schema groups them; help shows the default."""
+    from .evaluation.config import CHOICES, GROUPS, cli_fields, flag_of
+
+    groups = {g: p.add_argument_group(g) for g in GROUPS}
+    for key, info in cli_fields():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        action = extra.get("action")
+        kw: dict[str, Any] = {
+            "dest": key,
+            "default": None,
+            "help": f"{info.description} (default: {_show(info.default)})",
+        }
+        if "metavar" in extra:
+            kw["metavar"] = extra["metavar"]
+        if key in CHOICES:
+            kw["choices"] = CHOICES[key]()
+        typ = _scalar_type(info.annotation)
+        if typ is bool:
+            kw["action"] = "store_true"
+        else:
+            kw["type"] = typ
+            if action == "append":
+                kw["action"] = "append"
+            elif action == "nargs":
+                kw["nargs"] = "+"
+        groups[str(extra["group"])].add_argument(flag_of(key), **kw)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
     """CLI flags that override suite keys (unset flags are None and ignored)."""
-    out = {k: getattr(args, k, None) for k in _OVERRIDE_KEYS}
-    if args.trust_remote_code:
-        out["trust_remote_code"] = True
-    return out
+    from .evaluation.config import cli_fields
+
+    return {k: getattr(args, k, None) for k, _ in cli_fields()}
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.config import load_config
     from .evaluation.pipeline import run
     from .publishing.report import ranked_tables
-    from .publishing.run_folder import write_outputs
+    from .publishing.run_folder import claim_output_dir, write_outputs
 
     config = load_config(args.suite, _overrides(args))
+    push = None
+    if config.push_to_hub:
+        from .publishing.hub import check_push
+
+        push = check_push(config.push_to_hub)  # ids, token: before any compute
+    claim_output_dir(config.output_dir, overwrite=config.overwrite)
     results = run(config, progress=not args.no_progress)
     if not results.is_main:
         return 0
-    write_outputs(results, config.output_dir)
+    write_outputs(results, config.output_dir, overwrite=config.overwrite)
     print(ranked_tables(results.to_dict()))
     print(f"results: {config.output_dir}/results.json  summary: {config.output_dir}/summary.md")
-    if config.push_to_hub:
+    if push is not None:
         from .publishing.hub import push_report, push_run
 
-        print(push_report(push_run(config.output_dir, config.push_to_hub)))
+        print(push_report(push_run(config.output_dir, push.repo_id, token=push.token)))
     return 0
 
 
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="score models with task priors (default: offline suite)")
+    p = sub.add_parser(
+        "evaluate",
+        help="score models with task priors (default: offline suite)",
+        description="Score models with task priors. Every flag overrides the suite's key of "
+        "the same name (tasks/*.yaml); unset flags keep the suite's value.",
+    )
     p.add_argument(
         "--suite",
         default=None,
-        help="suite name in tasks/ or a YAML path (default: tasks/default.yaml)",
+        help="suite name in tasks/ or a YAML path (default: default)",
     )
-    p.add_argument("--model", dest="models", action="append", help="model spec (repeatable)")
-    p.add_argument(
-        "--prior",
-        dest="priors",
-        action="append",
-        help="prior: a model spec, 'labels' or 'self' (repeatable)",
-    )
-    p.add_argument("--prior-weights", type=float, nargs="+", default=None)
-    p.add_argument("--dataset", default=None)
-    p.add_argument("--dataset-config", default=None)
-    p.add_argument("--split", default=None)
-    p.add_argument("--text-column", default=None)
-    p.add_argument("--image-column", default=None)
-    p.add_argument("--label-column", default=None)
-    p.add_argument("--num-examples", type=int, default=None)
-    p.add_argument("--temperature", dest="temperatures", type=float, action="append")
-    p.add_argument("--task-temperature", type=float, default=None)
-    p.add_argument("--num-tasks", type=int, default=None)
-    p.add_argument("--num-classes", type=int, action="append")
-    p.add_argument("--gibbs-sweeps", type=int, default=None)
-    p.add_argument(
-        "--min-class-fraction",
-        type=float,
-        default=None,
-        help="redraw sampled tasks whose smallest class is below this fraction",
-    )
-    p.add_argument("--probe", dest="probes", action="append", choices=probe_names())
-    p.add_argument("--model-kernel", default=None, choices=kernel_names())
-    p.add_argument("--prior-kernel", default=None, choices=kernel_names())
-    p.add_argument("--normalize", default=None, choices=_NORMALIZE_CHOICES)
-    p.add_argument(
-        "--temperature-scale",
-        default=None,
-        choices=list(TEMPERATURE_SCALES),
-        help="read T as given (absolute) or relative to the RMS of the prior kernel's entries",
-    )
-    p.add_argument("--output-dir", default=None)
-    p.add_argument("--cache-dir", default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--block-size", type=int, default=None, help="moment tile edge")
-    p.add_argument("--max-length", type=int, default=None)
-    p.add_argument("--dtype", default=None, choices=_DTYPE_CHOICES)
-    p.add_argument("--trust-remote-code", action="store_true")
-    p.add_argument("--push-to-hub", default=None, metavar="ORG/NAME")
+    _add_config_flags(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -29,18 +29,20 @@ import socket
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..evaluation.hub_access import hub_offline
 from ..evaluation.results import RESULTS_FILE, Results
 from .report import summary_markdown
-from .run_folder import FIGURES_DIR, TASKS_DIR
+from .run_folder import FIGURES_DIR, SUMMARY_FILE, TASKS_DIR
 
 SCORES_FILE = "scores.parquet"
 CARD_FILE = "README.md"
 TASKS_SPLIT = "train"
 TAGS = ["tp-harness", "task-priors", "evaluation", "embeddings"]
+MAX_REPO_ID = 96
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 _HUB_LICENSES = {
     "apache-2.0",
@@ -86,7 +88,8 @@ def default_tasks_repo_id(repo_id: str) -> str:
 
 
 def check_repo_id(repo_id: str, flag: str = "--repo-id") -> str:
-    """Return ``repo_id`` if it reads ``ORG/NAME`` (letters, digits, ``-_.``), else raise."""
+    """Return ``repo_id`` if it reads ``ORG/NAME`` (letters, digits, ``-_.``, at most
+    :data:`MAX_REPO_ID` characters, the Hub's rule), else raise."""
     if (
         not isinstance(repo_id, str)
         or not _REPO_ID.match(repo_id)
@@ -97,7 +100,47 @@ def check_repo_id(repo_id: str, flag: str = "--repo-id") -> str:
         raise ValueError(
             f"{flag} must read ORG/NAME (letters, digits, '-', '_', '.'); got {repo_id!r}."
         )
+    if len(repo_id) > MAX_REPO_ID:
+        raise ValueError(
+            f"{flag} {repo_id!r} has {len(repo_id)} characters; the Hub allows at most "
+            f"{MAX_REPO_ID}."
+        )
     return repo_id
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    """What :func:`check_push` verified: both repo ids and the token to use."""
+
+    repo_id: str
+    tasks_repo_id: str
+    token: str = field(repr=False)
+
+
+def check_push(
+    repo_id: str, tasks_repo_id: str | None = None, token: str | None = None
+) -> PushPlan:
+    """Every check that needs no upload: both repo ids (the default ``-tasks`` one too),
+    distinct, the Hub not disabled, a token. Raises before anything is sent."""
+    check_repo_id(repo_id, "--repo-id")
+    if tasks_repo_id is None:
+        tasks_id = default_tasks_repo_id(repo_id)
+        try:
+            check_repo_id(tasks_id, "the tasks repo id")
+        except ValueError as err:
+            raise ValueError(
+                f"{err} It is derived from --repo-id {repo_id!r} + '-tasks': choose a "
+                "shorter --repo-id or pass --tasks-repo-id."
+            ) from None
+    else:
+        tasks_id = check_repo_id(tasks_repo_id, "--tasks-repo-id")
+    if tasks_id == repo_id:
+        raise ValueError(
+            "--tasks-repo-id must differ from --repo-id (scores and tasks are two dataset repos)."
+        )
+    if hub_offline():
+        raise _unreachable(repo_id, "HF_HUB_OFFLINE is set")
+    return PushPlan(repo_id, tasks_id, resolve_token(token, repo_id))
 
 
 def hub_license(text: str | None) -> str | None:
@@ -481,23 +524,76 @@ def resolve_token(token: str | None, repo_id: str) -> str:
     return tok
 
 
+def _listed_figures(run: Path, doc: Mapping[str, Any]) -> list[str]:
+    """The figures results.json lists (only those are pushed); each must exist."""
+    listed = [str(f) for f in doc.get("conventions", {}).get("figures", [])]
+    missing = [f for f in listed if not (run / f).is_file()]
+    if missing:
+        raise ValueError(
+            f"{run / RESULTS_FILE} lists {', '.join(missing)}, which the run folder lacks; "
+            "rerun `tp-harness evaluate` into it before pushing."
+        )
+    return listed
+
+
+def _public_results(run: Path, raw: bytes, roots: list[tuple[str, str]]) -> bytes:
+    """results.json as on disk when it holds no local path, else a redacted copy
+    (run folders written before redaction existed)."""
+    from .redact import private_leaks, redact
+
+    text = raw.decode("utf-8")
+    if not private_leaks(text, roots):
+        return raw
+    doc = redact(json.loads(text), roots)
+    return json.dumps(doc, indent=2, allow_nan=False).encode("utf-8")
+
+
 def _run_files(
-    run: Path, results: Results, raw: bytes, repo_id: str, tasks_repo_id: str | None
+    run: Path, doc: Mapping[str, Any], raw: bytes, repo_id: str, tasks_repo_id: str | None
 ) -> dict[str, bytes]:
-    """Files of the scores repo: results.json (as on disk), scores.parquet, card, figures."""
-    summary_path = run / "summary.md"
-    summary = (
-        summary_path.read_text() if summary_path.exists() else summary_markdown(results.to_dict())
-    )
-    doc = json.loads(raw)
+    """Files of the scores repo: results.json, scores.parquet, card, the listed figures."""
+    summary_path = run / SUMMARY_FILE
+    summary = summary_path.read_text() if summary_path.exists() else summary_markdown(dict(doc))
     files = {
         RESULTS_FILE: raw,
         SCORES_FILE: parquet_bytes(scores_table(doc.get("scores", []))),
         CARD_FILE: scores_card(doc, summary, repo_id, tasks_repo_id, _endpoint()).encode(),
     }
-    for fig in sorted((run / FIGURES_DIR).glob("*.png")):
-        files[f"{FIGURES_DIR}/{fig.name}"] = fig.read_bytes()
+    for fig in _listed_figures(run, doc):
+        files[fig] = (run / fig).read_bytes()
     return files
+
+
+def _check_private(files: Mapping[str, bytes], roots: list[tuple[str, str]], run: Path) -> None:
+    """Refuse (before any upload) when a text file to push holds a local path."""
+    from .redact import private_leaks
+
+    for name, data in files.items():
+        if name.endswith((".json", ".md")):
+            leaks = private_leaks(data.decode("utf-8", "replace"), roots)
+            if leaks:
+                raise ValueError(
+                    f"{name} for the push would hold local paths ({', '.join(leaks[:3])}); "
+                    f"nothing was pushed. Rerun `tp-harness evaluate` into {run} (this version "
+                    "writes redacted run folders) and push again."
+                )
+
+
+def _tasks_dataset(run: Path, roots: list[tuple[str, str]]) -> Any:
+    """The run's tasks dataset, checked for local paths (prior names, sampler settings)."""
+    import datasets
+
+    from .redact import private_leaks
+
+    ds = datasets.load_from_disk(str(run / TASKS_DIR))
+    text = json.dumps(sorted(set(ds.unique("prior")))) + (ds.info.description or "")
+    leaks = private_leaks(text, roots)
+    if leaks:
+        raise ValueError(
+            f"{run / TASKS_DIR} names local paths ({', '.join(leaks[:3])}); nothing was pushed. "
+            f"Rerun `tp-harness evaluate` into {run} and push again."
+        )
+    return ds
 
 
 def _push_scores(api: Any, files: dict[str, bytes], repo_id: str, private: bool) -> dict[str, Any]:
@@ -524,17 +620,16 @@ def _push_scores(api: Any, files: dict[str, bytes], repo_id: str, private: bool)
 
 def _push_tasks(
     api: Any,
-    run: Path,
+    ds: Any,
     results: dict[str, Any],
     tasks_repo_id: str,
     repo_id: str,
     private: bool,
     token: str,
+    pushed: list[str],
 ) -> dict[str, Any]:
-    import datasets
     from huggingface_hub import CommitOperationAdd
 
-    ds = datasets.load_from_disk(str(run / TASKS_DIR))
     ds.push_to_hub(
         tasks_repo_id,
         split=TASKS_SPLIT,
@@ -542,23 +637,39 @@ def _push_tasks(
         token=token,
         commit_message="tp-harness: push sampled tasks",
     )
+    pushed.append(f"the sampled tasks' data to {tasks_repo_id}")
     with tempfile.TemporaryDirectory() as tmp:
         path = api.hf_hub_download(tasks_repo_id, CARD_FILE, repo_type="dataset", local_dir=tmp)
-        pushed = Path(path).read_text(encoding="utf-8")
+        pushed_card = Path(path).read_text(encoding="utf-8")
     body = tasks_card_body(results, tasks_repo_id, repo_id, len(ds), _endpoint())
-    card = merge_tasks_card(pushed, results, body)
+    card = merge_tasks_card(pushed_card, results, body)
     commit = api.create_commit(
         tasks_repo_id,
         repo_type="dataset",
         operations=[CommitOperationAdd(CARD_FILE, card.encode())],
         commit_message="tp-harness: sampled tasks card",
     )
+    pushed.append(f"the tasks card to {tasks_repo_id} (commit {commit.oid[:8]})")
     return {
         "tasks_repo_id": tasks_repo_id,
         "tasks_url": f"{_endpoint()}/datasets/{tasks_repo_id}",
         "tasks_commit": commit.oid,
         "num_task_rows": len(ds),
     }
+
+
+@contextlib.contextmanager
+def _say_what_went_up(pushed: list[str], retry: str) -> Iterator[None]:
+    """A failure after a first upload names what is already on the Hub and how to retry."""
+    try:
+        yield
+    except HubPushError as err:
+        if not pushed:
+            raise HubPushError(f"{err} Nothing was pushed.") from None
+        raise HubPushError(
+            f"{err} Already pushed: {'; '.join(pushed)}. The rest was not. Retry with "
+            f"`{retry}` (pushing again rewrites the same files)."
+        ) from None
 
 
 def push_run(
@@ -569,41 +680,53 @@ def push_run(
     private: bool = False,
     token: str | None = None,
 ) -> dict[str, Any]:
-    """Push a run folder's scores to ``repo_id`` and its sampled tasks to ``tasks_repo_id``.
+    """Push a run folder's sampled tasks to ``tasks_repo_id`` and its scores to ``repo_id``.
 
-    Both are dataset repos, created if missing (``private`` applies at creation; an
-    existing repo keeps its visibility). Pushing the same run again rewrites the same
-    files: nothing is duplicated, and unchanged files make no new commit. Without a
-    ``tasks/`` folder in the run only the scores are pushed.
+    Every check comes before the first upload (:func:`check_push`: both ids, the token;
+    the files results.json lists; no local path in anything pushed). Both are dataset
+    repos, created if missing (``private`` applies at creation; an existing repo keeps its
+    visibility). The tasks go first, the scores (which link to them) last, each repo in
+    as few commits as the Hub allows; if an upload fails, the error says what was already
+    pushed and how to retry. Pushing the same run again rewrites the same files: nothing
+    is duplicated, and unchanged files make no new commit. Without a ``tasks/`` folder
+    only the scores are pushed.
 
     Returns a dict: ``repo_id``, ``url``, ``commit``, ``files``, ``deleted``, ``num_scores``
     and, when tasks were pushed, ``tasks_repo_id``, ``tasks_url``, ``tasks_commit``,
     ``num_task_rows``. Raises :class:`HubPushError` (an ``OSError``) when the Hub cannot
-    be reached or refuses the push.
+    be reached or refuses the push, ``ValueError`` for a bad id or run folder.
     """
     from huggingface_hub import HfApi
 
+    from .redact import local_roots
+
     run = Path(results_dir)
-    results = Results.load(run)
-    raw = (run / RESULTS_FILE).read_bytes()
-    check_repo_id(repo_id)
+    Results.load(run)  # schema check
+    plan = check_push(repo_id, tasks_repo_id, token)
+    roots = local_roots(run)
+    raw = _public_results(run, (run / RESULTS_FILE).read_bytes(), roots)
+    doc = json.loads(raw)
     has_tasks = (run / TASKS_DIR).is_dir()
-    tasks_id = check_repo_id(tasks_repo_id or default_tasks_repo_id(repo_id), "--tasks-repo-id")
-    if tasks_id == repo_id:
-        raise ValueError(
-            "--tasks-repo-id must differ from --repo-id (scores and tasks are two dataset repos)."
-        )
-    if hub_offline():
-        raise _unreachable(repo_id, "HF_HUB_OFFLINE is set")
-    tok = resolve_token(token, repo_id)
-    api = HfApi(token=tok)
-    files = _run_files(run, results, raw, repo_id, tasks_id if has_tasks else None)
-    with _hub_errors(repo_id, tok):
-        out = _push_scores(api, files, repo_id, private)
-    out["num_scores"] = len(results.scores)
-    if has_tasks:
-        with _hub_errors(tasks_id, tok):
-            out.update(_push_tasks(api, run, json.loads(raw), tasks_id, repo_id, private, tok))
+    files = _run_files(run, doc, raw, plan.repo_id, plan.tasks_repo_id if has_tasks else None)
+    _check_private(files, roots, run)
+    ds = _tasks_dataset(run, roots) if has_tasks else None
+    api = HfApi(token=plan.token)
+    pushed: list[str] = []
+    retry = f"tp-harness push {run} --repo-id {plan.repo_id}" + (
+        f" --tasks-repo-id {plan.tasks_repo_id}" if tasks_repo_id else ""
+    )
+    out: dict[str, Any] = {}
+    with _say_what_went_up(pushed, retry):
+        if ds is not None:
+            with _hub_errors(plan.tasks_repo_id, plan.token):
+                tasks = _push_tasks(
+                    api, ds, doc, plan.tasks_repo_id, plan.repo_id, private, plan.token, pushed
+                )
+        with _hub_errors(plan.repo_id, plan.token):
+            out = _push_scores(api, files, plan.repo_id, private)
+    out["num_scores"] = len(doc.get("scores", []))
+    if ds is not None:
+        out.update(tasks)
     return out
 
 

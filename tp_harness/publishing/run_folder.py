@@ -1,8 +1,25 @@
-"""Write a run's folder: results.json, tasks/ (a datasets.Dataset), figures/, summary.md."""
+"""Write a run's folder: results.json, tasks/ (a datasets.Dataset), figures/, summary.md.
+
+A run folder is *owned*: :data:`MANIFEST_FILE` lists every file tp-harness wrote there
+(with its SHA-256). tp-harness refuses a non-empty folder without a manifest (unless
+``overwrite``), never deletes or replaces a file it did not write, and replaces its own
+previous outputs as a whole: the new run is built in a hidden staging folder inside the
+run folder, then its entries are swapped in by renames and the previous entries removed
+(so a rerun that fails leaves the previous run intact, and no stale figure survives a
+rerun that succeeds). What is written holds no local path (:mod:`.redact`); the local
+paths of the run go to :data:`LOCAL_FILE`, which is never pushed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import json
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,12 +27,169 @@ from typing import Any
 import numpy as np
 
 from ..evaluation.atomic import atomic_dir, atomic_write_text
-from ..evaluation.results import Results, TaskSet
+from ..evaluation.results import RESULTS_FILE, Results, TaskSet, strict_json
 from . import plots
+from .redact import local_roots, redact
 from .report import summary_markdown
 
 TASKS_DIR = "tasks"
 FIGURES_DIR = "figures"
+SUMMARY_FILE = "summary.md"
+MANIFEST_FILE = "tp-harness-manifest.json"
+LOCAL_FILE = "local.json"
+#: Top-level entries a run writes (the manifest is written last).
+RUN_ENTRIES = (RESULTS_FILE, SUMMARY_FILE, TASKS_DIR, FIGURES_DIR, LOCAL_FILE)
+_STAGING = ".tp-harness-staging-"
+_OLD = ".tp-harness-old-"
+
+
+class OutputDirError(OSError):
+    """The output folder cannot be used (not ours, not writable, a file...)."""
+
+
+# ----------------------------------------------------------------------------- ownership
+
+
+def read_manifest(out: str | Path) -> dict[str, Any] | None:
+    """The folder's manifest, or None when tp-harness does not own it."""
+    path = Path(out) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise OutputDirError(
+            f"{path} is not a readable tp-harness manifest ({err}); move it away or "
+            "choose another --output-dir."
+        ) from None
+    if not isinstance(doc, dict) or doc.get("written_by") != "tp-harness":
+        raise OutputDirError(f"{path} was not written by tp-harness; choose another --output-dir.")
+    return doc
+
+
+def _owned_entries(manifest: dict[str, Any] | None) -> set[str]:
+    return set(manifest.get("entries", [])) if manifest else set()
+
+
+def _check_writable(out: Path) -> None:
+    """A real write probe (permission bits do not stop root; read-only mounts do)."""
+    if out.exists() and not out.is_dir():
+        raise OutputDirError(
+            f"--output-dir {out} is a file, not a folder; choose a folder path (new or empty)."
+        )
+    base = out
+    while not base.exists():
+        if base.parent == base:
+            break
+        base = base.parent
+    if not base.is_dir():
+        raise OutputDirError(
+            f"--output-dir {out} cannot be created: {base} is a file; choose another path."
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".tp-harness-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OutputDirError(
+            f"--output-dir {out} is not writable ({err.strerror or err}); choose a folder "
+            "you can write to."
+        ) from None
+
+
+def check_output_dir(output_dir: str | Path, *, overwrite: bool = False) -> dict[str, Any] | None:
+    """Raise :class:`OutputDirError` unless a run may be written into ``output_dir``;
+    returns its manifest (None for a new, empty or foreign folder)."""
+    out = Path(output_dir)
+    _check_writable(out)
+    manifest = read_manifest(out)
+    present = {p.name for p in out.iterdir()} - {MANIFEST_FILE}
+    present = {p for p in present if not p.startswith((_STAGING, _OLD))}
+    if manifest is None and present and not overwrite:
+        raise OutputDirError(
+            f"--output-dir {out} is not empty and was not written by tp-harness (no "
+            f"{MANIFEST_FILE}); choose a new or empty folder, or pass --overwrite to write "
+            "beside its files (tp-harness never deletes files it did not write)."
+        )
+    foreign = sorted((present & set(RUN_ENTRIES)) - _owned_entries(manifest))
+    if foreign:
+        raise OutputDirError(
+            f"--output-dir {out} already holds {', '.join(foreign)}, which tp-harness did not "
+            "write (not in its manifest); tp-harness will not replace them. Move them away or "
+            "choose another --output-dir."
+        )
+    return manifest
+
+
+def claim_output_dir(output_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """:func:`check_output_dir`, then mark the folder as tp-harness's (an empty manifest)
+    so that files other tools add during the run (a cache folder) do not block the write."""
+    out = Path(output_dir)
+    manifest = check_output_dir(out, overwrite=overwrite)
+    if manifest is None:
+        _write_manifest(out, {})
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _file_table(root: Path, entries: Sequence[str]) -> dict[str, dict[str, Any]]:
+    files = {}
+    for entry in entries:
+        p = root / entry
+        paths = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
+        for f in paths:
+            if f.is_file():
+                rel = f.relative_to(root).as_posix()
+                files[rel] = {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+    return files
+
+
+def _write_manifest(out: Path, files: dict[str, dict[str, Any]]) -> None:
+    from ..evaluation.results import package_versions
+
+    entries = sorted({rel.split("/")[0] for rel in files})
+    doc = {
+        "written_by": "tp-harness",
+        "version": package_versions().get("tp-harness"),
+        "entries": entries,
+        "files": files,
+    }
+    atomic_write_text(out / MANIFEST_FILE, json.dumps(doc, indent=2, sort_keys=True))
+
+
+def _swap_in(out: Path, staging: Path, owned: set[str]) -> None:
+    """Move our previous entries aside, the staged ones in, then drop the previous ones;
+    on any failure put the previous entries back."""
+    old = out / f"{_OLD}{uuid.uuid4().hex[:8]}"
+    old.mkdir()
+    moved_old: list[str] = []
+    moved_new: list[str] = []
+    try:
+        for name in sorted(owned):
+            if (out / name).exists() or (out / name).is_symlink():
+                os.replace(out / name, old / name)
+                moved_old.append(name)
+        for child in sorted(staging.iterdir(), key=lambda p: p.name == RESULTS_FILE):
+            os.replace(child, out / child.name)  # results.json last
+            moved_new.append(child.name)
+    except BaseException:
+        for name in moved_new:
+            with contextlib.suppress(OSError):
+                os.replace(out / name, staging / name)
+        for name in moved_old:
+            with contextlib.suppress(OSError):
+                os.replace(old / name, out / name)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def tasks_dataset(
@@ -153,15 +327,82 @@ def _layer_rows(
     return list(rows.values())
 
 
-def write_outputs(results: Results, output_dir: str | Path) -> Path:
-    """Write everything for a run into ``output_dir`` (each file atomically)."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+_JSON_FIELDS = (
+    "config",
+    "data",
+    "models",
+    "scores",
+    "probes",
+    "baselines",
+    "correlations",
+    "task_alignments",
+    "prior_agreement",
+    "tasks",
+    "conventions",
+    "environment",
+)
+
+
+def redacted_results(results: Results, output_dir: str | Path | None = None) -> Results:
+    """A copy of ``results`` whose strings hold no local path (see :mod:`.redact`):
+    what results.json, the figures, the tasks dataset and the cards are made from."""
+    roots = local_roots(output_dir)
+    changes: dict[str, Any] = {f: redact(getattr(results, f), roots) for f in _JSON_FIELDS}
+    changes["task_sets"] = [
+        dataclasses.replace(
+            ts,
+            prior=redact(ts.prior, roots),
+            model=None if ts.model is None else redact(ts.model, roots),
+            info=redact(ts.info, roots),
+        )
+        for ts in results.task_sets
+    ]
+    changes["task_accuracies"] = {
+        (redact(m, roots), redact(p, roots), t, q, probe): v
+        for (m, p, t, q, probe), v in results.task_accuracies.items()
+    }
+    return dataclasses.replace(results, **changes)
+
+
+def _local_record(results: Results, out: Path) -> dict[str, Any]:
+    return {
+        "note": "local paths of this run; never pushed (results.json holds redacted ones)",
+        "output_dir": str(out.resolve()),
+        "config": results.config,
+        "data_source": results.data.get("source"),
+        "models": results.models,
+    }
+
+
+def _build(results: Results, folder: Path) -> None:
+    """Write the run's entries into ``folder`` (the staging folder)."""
     if results.task_sets and results.example_ids is not None:
         ds = tasks_dataset(results.task_sets, results.example_ids, results.tasks)
-        save_dataset_atomically(ds, out / TASKS_DIR)
-    figures = write_figures(results, out / FIGURES_DIR)
-    results.conventions["figures"] = [str(Path(f).relative_to(out)) for f in figures]
-    path = results.save(out)
-    atomic_write_text(out / "summary.md", summary_markdown(results.to_dict()))
-    return path
+        ds.save_to_disk(str(folder / TASKS_DIR))
+    figures = write_figures(results, folder / FIGURES_DIR)
+    results.conventions["figures"] = [str(Path(f).relative_to(folder)) for f in figures]
+    results.save(folder)
+    atomic_write_text(folder / SUMMARY_FILE, summary_markdown(results.to_dict()))
+
+
+def write_outputs(results: Results, output_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the run folder (see the module docstring for ownership and the swap);
+    returns the path of results.json."""
+    out = Path(output_dir)
+    manifest = check_output_dir(out, overwrite=overwrite)
+    owned = _owned_entries(manifest)
+    public = redacted_results(results, out)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=_STAGING))
+    try:
+        _build(public, staging)
+        text = json.dumps(strict_json(_local_record(results, out)), indent=2, default=str)
+        atomic_write_text(staging / LOCAL_FILE, text)
+        files = _file_table(staging, sorted(p.name for p in staging.iterdir()))
+        # own the union first, so a crash inside the swap leaves no entry unowned
+        _write_manifest(out, {**(manifest or {}).get("files", {}), **files})
+        _swap_in(out, staging, owned)
+        _write_manifest(out, files)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    results.conventions["figures"] = public.conventions["figures"]
+    return out / RESULTS_FILE
