@@ -50,7 +50,9 @@ def test_run_writes_nothing_and_the_run_folder_has_every_output(
     assert not out.exists()  # run() computes; the publishing floor writes
     write_outputs(res, out)
     doc = json.loads((out / "results.json").read_text())
-    assert doc["schema_version"] == "1.1" and doc["config"]["models"] == list(cfg.models)
+    local = json.loads((out / "local.json").read_text())  # the local paths stay local
+    assert doc["schema_version"] == "1.1" and local["config"]["models"] == list(cfg.models)
+    assert doc["config"]["models"][0] == "<tmp>/" + os.path.relpath(cfg.models[0], "/tmp")
     assert doc["data"]["n"] == 90 and doc["environment"]["world_size"] == 1
     names = {s["model"] for s in doc["scores"]}
     layers = {n for n in names if "@layer" in n}

@@ -194,9 +194,10 @@ def test_second_push_replaces(run_dir: Path, server: HubServer, tmp_path: Path) 
     shutil.copytree(run_dir, changed)
     doc = json.loads((changed / "results.json").read_text())
     doc["scores"] = doc["scores"][:-1]
-    (changed / "results.json").write_text(json.dumps(doc, indent=2))
     gone = sorted((changed / "figures").iterdir())[0]
     gone.unlink()
+    doc["conventions"]["figures"].remove(f"figures/{gone.name}")
+    (changed / "results.json").write_text(json.dumps(doc, indent=2))
     _python(
         server, tmp_path / "hf-home", PUSH_API, str(changed), "org/again", "org/again-sampled", "1"
     )
