@@ -97,7 +97,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.config import load_config
     from .evaluation.pipeline import run
     from .publishing.report import ranked_tables
-    from .publishing.run_folder import claim_output_dir, write_outputs
+    from .evaluation.distributed import launched_rank
+    from .publishing.run_folder import check_output_dir, claim_output_dir, write_outputs
 
     config = load_config(args.suite, _overrides(args))
     push = None
@@ -105,7 +106,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from .publishing.hub import check_push
 
         push = check_push(config.push_to_hub)  # ids, token: before any compute
-    claim_output_dir(config.output_dir, overwrite=config.overwrite)
+    if launched_rank() == 0:
+        claim_output_dir(config.output_dir, overwrite=config.overwrite)
+    else:
+        check_output_dir(config.output_dir, overwrite=True)
     results = run(config, progress=not args.no_progress)
     if not results.is_main:
         return 0

@@ -28,6 +28,12 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def launched_rank() -> int:
+    """This process's rank as the launcher set it (``RANK``), 0 when not launched; readable
+    before any process group exists (the CLI claims the output folder on rank 0 only)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 @dataclass
 class DistContext:
     """Rank, world size and device of this process, with collective helpers."""
@@ -77,8 +83,12 @@ class DistContext:
         return box[0]
 
 
-def init_context(device: str | None = None) -> DistContext:
-    """A :class:`DistContext` for this process; starts accelerate when launched with > 1 process."""
+def init_context(device: str | None = None, timeout_s: float | None = None) -> DistContext:
+    """A :class:`DistContext` for this process; starts accelerate when launched with > 1 process.
+
+    ``timeout_s`` is the process group's timeout (every collective and barrier); the
+    rank-0-only stages come after the last collective, so it never has to cover them.
+    """
     if launched_world_size() <= 1:
         dev = (
             torch.device(device)
@@ -86,10 +96,14 @@ def init_context(device: str | None = None) -> DistContext:
             else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         )
         return DistContext(device=dev)
+    from datetime import timedelta
+
     from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
 
     cpu = (device == "cpu") or not torch.cuda.is_available()
-    acc = Accelerator(cpu=cpu)
+    handlers = [InitProcessGroupKwargs(timeout=timedelta(seconds=timeout_s))] if timeout_s else []
+    acc = Accelerator(cpu=cpu, kwargs_handlers=handlers)
     return DistContext(
         rank=acc.process_index, world_size=acc.num_processes, device=acc.device, accelerator=acc
     )

@@ -2,7 +2,9 @@
 
 Every rank embeds its share and takes part in the moment tiles; sampling, probes and
 baselines run on the main process only (they are cheap next to the O(n²) moments and
-need no reduction), then all ranks meet at a barrier. Writing the run folder and
+need no reduction). The moment reduction is the last collective: the other ranks return
+then, so no rank ever waits in a collective while the main process works alone (which
+would hit the process-group timeout on a long main stage). Writing the run folder and
 pushing are the publishing floor's (:func:`tp_harness.publishing.write_outputs`,
 :func:`tp_harness.publishing.push_run`), composed by the CLI.
 
@@ -244,7 +246,7 @@ def run(config: Config, *, ctx: DistContext | None = None, progress: bool = True
     """
     from .data import load_data
 
-    ctx = ctx or init_context(config.device)
+    ctx = ctx or init_context(config.device, config.dist_timeout)
     timer = Timer()
     with timer.stage("data"):
         data = load_data(
@@ -283,7 +285,6 @@ def run(config: Config, *, ctx: DistContext | None = None, progress: bool = True
         _main_process_stages(config, results, reps, priors, data, ctx, timer, progress)
     results.timings = timer.seconds
     results.is_main = ctx.is_main
-    ctx.barrier()
     return results
 
 
