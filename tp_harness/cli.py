@@ -95,9 +95,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.config import load_config
+    from .evaluation.distributed import launched_rank
     from .evaluation.pipeline import run
     from .publishing.report import ranked_tables
-    from .evaluation.distributed import launched_rank
     from .publishing.run_folder import check_output_dir, claim_output_dir, write_outputs
 
     config = load_config(args.suite, _overrides(args))

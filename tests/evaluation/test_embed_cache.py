@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,3 +190,93 @@ def test_key_fields_separate_settings(tiny_bert_dir: Path, text_data: DataBundle
         resolve_model(ModelSpec(str(tiny_bert_dir), batch_size=3, name="x")), text_data
     )
     assert cache_key(same) == cache_key(base)
+
+
+# ----------------------------------------------------------------------------- issue 16 (6, 15)
+
+
+def _filled(tmp_path: Path, n: int = 10) -> tuple[EmbeddingCache, dict[str, np.ndarray]]:
+    cache = EmbeddingCache(tmp_path, shard_size=4)
+    return cache, cache.get_or_compute(FIELDS, n, _fake_compute([]))
+
+
+def test_altered_bytes_are_detected_and_recomputed(tmp_path: Path) -> None:
+    """Finding 6: bytes altered inside a shard's data gave scores off by 4% silently."""
+    from tp_harness.evaluation.embed.cache import CorruptCacheWarning
+
+    cache, good = _filled(tmp_path)
+    path = cache.shard_path(FIELDS, 1)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x40  # one bit inside the last tensor's data
+    path.write_bytes(bytes(data))
+    fresh = EmbeddingCache(tmp_path, shard_size=4)  # a new process: nothing memoised
+    calls: list[np.ndarray] = []
+    with pytest.warns(CorruptCacheWarning, match=rf"{path}.*checksum mismatch"):
+        out = fresh.get_or_compute(FIELDS, 10, _fake_compute(calls))
+    assert [c.tolist() for c in calls] == [[4, 5, 6, 7]]  # only the bad shard
+    for k in good:
+        np.testing.assert_array_equal(out[k], good[k])
+
+
+@pytest.mark.parametrize("cut", [5, 60, -7])
+def test_truncated_shards_are_recomputed_not_raised(tmp_path: Path, cut: int) -> None:
+    """Finding 6: a truncated shard gave a raw SafetensorError (no path) on every rerun."""
+    from tp_harness.evaluation.embed.cache import CorruptCacheWarning
+
+    cache, good = _filled(tmp_path)
+    path = cache.shard_path(FIELDS, 2)
+    path.write_bytes(path.read_bytes()[:cut])
+    calls: list[np.ndarray] = []
+    with pytest.warns(CorruptCacheWarning, match=str(path)):
+        out = EmbeddingCache(tmp_path, shard_size=4).get_or_compute(
+            FIELDS, 10, _fake_compute(calls)
+        )
+    assert [c.tolist() for c in calls] == [[8, 9]]
+    np.testing.assert_array_equal(out["final"], good["final"])
+
+
+def test_invalid_meta_is_reported_with_its_path_and_rebuilt(tmp_path: Path) -> None:
+    """Finding 6: an invalid meta.json said 'Expecting value: line 2' with no path."""
+    from tp_harness.evaluation.embed.cache import CorruptCacheWarning
+
+    cache, good = _filled(tmp_path)
+    meta = cache.entry_dir(FIELDS) / "meta.json"
+    meta.write_text('{"format": 1,\n')
+    calls: list[np.ndarray] = []
+    with pytest.warns(CorruptCacheWarning, match=rf"{meta}.*unreadable metadata"):
+        out = EmbeddingCache(tmp_path, shard_size=4).get_or_compute(
+            FIELDS, 10, _fake_compute(calls)
+        )
+    assert calls == []  # the shards themselves were fine
+    np.testing.assert_array_equal(out["final"], good["final"])
+    assert json.loads(meta.read_text())["shard_size"] == 4
+
+
+def test_a_shard_changed_after_the_check_is_never_used(tmp_path: Path) -> None:
+    cache, _ = _filled(tmp_path)
+    assert cache.missing_shards(FIELDS, 10) == []
+    path = cache.shard_path(FIELDS, 0)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(1, 1))  # a different mtime: the memo does not vouch for it
+    with pytest.raises(ValueError, match=rf"{path} is corrupt.*run again"), pytest.warns():
+        cache.load(FIELDS, 10)
+    assert not path.exists()
+
+
+def test_shard_size_adapts_so_a_kill_loses_at_most_an_eighth(tmp_path: Path) -> None:
+    """Finding 15: 1024-row shards meant a kill on the 979 bundled reviews redid everything."""
+    from tp_harness.evaluation.embed.cache import adaptive_shard_size
+
+    assert adaptive_shard_size(979) == 123 and adaptive_shard_size(10**6) == 1024
+    assert adaptive_shard_size(5) == 1
+    cache = EmbeddingCache(tmp_path)
+    calls: list[np.ndarray] = []
+    with pytest.raises(KeyboardInterrupt):
+        cache.get_or_compute(FIELDS, 979, _fake_compute(calls, fail_after=5))
+    assert cache.num_shards(FIELDS, 979) == 8
+    assert len(cache.missing_shards(FIELDS, 979)) == 3
+    resumed: list[np.ndarray] = []
+    cache.get_or_compute(FIELDS, 979, _fake_compute(resumed))
+    assert sum(len(r) for r in resumed) == 979 - 5 * 123

@@ -56,11 +56,16 @@ def _model_spec(entry: str, config: Any) -> Any:
 def _embed_distributed(
     resolved: Any, data: Any, ctx: DistContext, cache: Any, progress: bool
 ) -> dict[str, np.ndarray]:
-    """Each rank fills its share of the missing cache shards; then all ranks load them."""
+    """Each rank fills its share of the missing cache shards; then all ranks load them.
+
+    The main process decides what is missing (checking every shard) and tells the others,
+    so all ranks split the same list even when one has already written a shard."""
     from .embed import embed_cached, embedding_key_fields
 
     fields = embedding_key_fields(resolved, data)
-    missing = cache.missing_shards(fields, len(data.dataset))
+    missing: list[int] = ctx.broadcast_object(
+        cache.missing_shards(fields, len(data.dataset)) if ctx.is_main else []
+    )
     mine = split_evenly(missing, ctx.rank, ctx.world_size)
     if mine:
         embed_cached(
@@ -110,7 +115,7 @@ def compute(
     from .embed import EmbeddingCache, resolve_model
 
     reps = Representations()
-    cache = EmbeddingCache(config.cache_dir) if config.cache_dir is not None else EmbeddingCache()
+    cache = EmbeddingCache(config.cache_dir, shard_size=config.shard_size)
     texts = None
     for entry in dict.fromkeys(entries):
         if is_classic_spec(entry):
