@@ -100,6 +100,19 @@ def check_temperature(temperature: float, name: str = "temperature") -> float:
     return t
 
 
+def inverse_temperatures(temperatures: Sequence[float], dtype: torch.dtype) -> list[float]:
+    """``1/T`` for each ``T``, capped at the largest finite value of ``dtype``.
+
+    For ``T`` below ``1/finfo.max`` (1e-39 in float32, 1e-309 in float64) ``1/T`` would
+    overflow and ``0 · inf`` would make ``s(K/T)`` NaN where ``K = 0``. With the cap,
+    ``K/T`` is ``±inf`` for every ``|K| >= ~100/finfo.max`` and 0 for ``K = 0``, so the
+    sigmoid is the exact ``T → 0`` limit ``1[K > 0] + ½·1[K = 0]`` (what the smallest
+    representable ``T`` already gives): no finite ``T > 0`` yields NaN.
+    """
+    big = float(torch.finfo(dtype).max)
+    return [big if t * big <= 1.0 else min(1.0 / t, big) for t in temperatures]
+
+
 def check_temperatures(temperature: float | Sequence[float]) -> tuple[list[float], bool]:
     """Normalise one or many temperatures. Returns (list, was_sequence)."""
     if isinstance(temperature, (list, tuple, np.ndarray, torch.Tensor)):

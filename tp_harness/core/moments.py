@@ -24,6 +24,7 @@ from .checks import (
     ArrayLike,
     check_positive_int,
     check_temperatures,
+    inverse_temperatures,
     resolve_device,
 )
 from .kernels import Kernel, build_kernels, check_kernel_name, effective_temperatures
@@ -200,7 +201,9 @@ def moment_sums(
     blocks cost no extra products and the tiles keep their size. This is what the block
     jackknife resamples.
     """
-    inv_t = torch.tensor([1.0 / t for t in temperatures], dtype=prior.dtype, device=prior.device)
+    inv_t = torch.tensor(
+        inverse_temperatures(temperatures, prior.dtype), dtype=prior.dtype, device=prior.device
+    )
     shape = (len(models), len(temperatures), 2, *((num_blocks, num_blocks) if num_blocks else ()))
     total = torch.zeros(shape, dtype=torch.float64, device=inv_t.device)
     for tile in tiles:
@@ -253,7 +256,7 @@ def monte_carlo_moments(
         torch.zeros(shape, dtype=torch.float64),
         torch.zeros(shape, dtype=torch.float64),
     )
-    inv_t = torch.tensor([1.0 / t for t in temperatures], dtype=torch.float64)
+    inv_t = torch.tensor(inverse_temperatures(temperatures, torch.float64), dtype=torch.float64)
     dev = prior.device
     for i, j in _mc_chunks(n, num_pairs, seed):
         i, j = i.to(dev), j.to(dev)

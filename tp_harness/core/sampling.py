@@ -38,6 +38,7 @@ from .checks import (
     ArrayLike,
     check_positive_int,
     check_temperature,
+    inverse_temperatures,
     resolve_device,
 )
 from .kernels import Kernel, build_kernels, effective_temperatures
@@ -405,6 +406,21 @@ def _default_batch(num_tasks: int, n: int, r: int, q: int, itemsize: int) -> int
     return -(-num_tasks // chunks)
 
 
+def _inverse_temperature(z: torch.Tensor, t: float, sweeps: int) -> float:
+    """``1/T``, capped so that no logit overflows ``z``'s dtype.
+
+    A logit is at most ``(2 if sweeps else 1) · n · max_i |z_i|² / T`` in magnitude; the
+    cap keeps it below ``finfo.max / 8`` (so ``logit - max`` stays finite too). Below the
+    cap's ``T`` every class whose logit trails the best by more than ~1e-30 (relative)
+    gets probability exactly 0: the draw is the ``T → 0`` limit, the class of largest
+    ``Σ_j K_ij [y_j = c]`` with ties broken uniformly, not a NaN.
+    """
+    (inv,) = inverse_temperatures([t], torch.float64)
+    norm2 = float(z.double().pow(2).sum(dim=1).max()) if z.numel() else 0.0
+    bound = (2.0 if sweeps else 1.0) * z.shape[0] * max(norm2, 1e-300)
+    return min(inv, float(torch.finfo(z.dtype).max) / (8.0 * bound))
+
+
 # ----------------------------------------------------------------------------- public API
 
 
@@ -451,7 +467,7 @@ def sample_tasks_with_info(
         if batch_size is None
         else check_positive_int(batch_size, "batch_size")
     )
-    draw = _drawer(z, seed, q, 1.0 / t_eff, sweeps)
+    draw = _drawer(z, seed, q, _inverse_temperature(z, t_eff, sweeps), sweeps)
     tasks = torch.empty(s_total, n, dtype=torch.long, device=dev)
     redrawn, rounds = 0, 0
     for start in range(0, s_total, batch):
