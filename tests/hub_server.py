@@ -530,3 +530,39 @@ class HubServer:
     def num_commits(self, repo_id: str, repo_type: str = "dataset") -> int:
         with self.state.lock:
             return len(self.state.repo(repo_type, repo_id, True).commits)
+
+
+class SilentServer:
+    """A loopback TCP server that accepts every connection and never answers (the
+    hanging endpoint of issue 16, finding 8). ``connections`` counts the accepted ones."""
+
+    def __init__(self) -> None:
+        import socket as _socket
+
+        self._sock = _socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self._held: list[object] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            self._held.append(conn)  # keep it open, say nothing
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for conn in self._held:
+            conn.close()  # type: ignore[attr-defined]
+        self._sock.close()

@@ -172,7 +172,7 @@ def test_every_config_field_has_a_flag_with_help_and_default() -> None:
     by_flag = {s: a for a in sub._actions for s in a.option_strings}
     titles = [g.title for g in sub._action_groups]
     assert all(g in titles for g in GROUPS)
-    for key, info in cli_fields():
+    for key, _ in cli_fields():
         action = by_flag[flag_of(key)]
         assert action.dest == key and action.help and "(default: " in action.help
     assert {k for k, _ in cli_fields()} == set(Config.model_fields) - {"extra"}

@@ -78,7 +78,7 @@ def test_a_repo_checkout_is_never_touched(
     before = _snapshot(repo)
     with pytest.raises(OutputDirError, match="not empty and was not written by tp-harness"):
         write_outputs(two_runs[0], repo)
-    with pytest.raises(OutputDirError, match="already holds summary.md, tasks"):
+    with pytest.raises(OutputDirError, match=r"already holds summary\.md, tasks"):
         write_outputs(two_runs[0], repo, overwrite=True)
     assert _snapshot(repo) == before
 

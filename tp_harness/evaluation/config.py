@@ -227,8 +227,11 @@ class Config(BaseModel):
         None, "runtime", "rows per cache shard (default: ~1/8 of the rows, at most 1024)"
     )
     device: StrictStr | None = _f(None, "runtime", "cpu, cuda or cuda:N (default: cuda if any)")
-    hub_timeout: Annotated[Number, Field(gt=0)] = _f(
-        10.0, "runtime", "seconds to wait for the Hub endpoint before failing"
+    hub_timeout: Annotated[Number, Field(gt=0)] | None = _f(
+        None,
+        "runtime",
+        "seconds to wait for the Hub endpoint before a clear error "
+        "($TP_HARNESS_HUB_TIMEOUT, else 10)",
     )
     dist_timeout: Annotated[Number, Field(gt=0)] = _f(
         1800.0, "runtime", "process-group timeout in seconds under accelerate launch"

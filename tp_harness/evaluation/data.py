@@ -93,20 +93,19 @@ def _hub_error(dataset: str, why: str) -> Exception:
 def _load_hub(dataset: str, config_name: str | None, split: str | None) -> Any:
     import datasets
 
-    from .hub_access import hub_offline, hub_reachable, offline_libraries
+    from .hub_access import bounded_downloads, hub_offline, hub_problem, offline_libraries
 
     offline = hub_offline()
-    if not offline and not hub_reachable():
+    problem = None if offline else hub_problem()
+    if problem is not None:
         raise _hub_error(
-            dataset,
-            "the Hub endpoint is unreachable (set HF_HUB_OFFLINE=1 to "
-            "use a copy in the local datasets cache)",
+            dataset, f"{problem}; set HF_HUB_OFFLINE=1 to use a copy in the local datasets cache"
         )
     kwargs: dict[str, Any] = {}
     if offline:
         kwargs["download_config"] = datasets.DownloadConfig(local_files_only=True)
     try:
-        with offline_libraries(offline):
+        with offline_libraries(offline), bounded_downloads():
             return datasets.load_dataset(dataset, config_name, split=split, **kwargs)
     except (ConnectionError, FileNotFoundError, OSError) as err:
         if offline:

@@ -1,20 +1,69 @@
-"""Hub access that fails at once: local cache first, one quick reachability probe.
+"""Hub access that fails at once: local cache first, one quick answer probe.
 
-``huggingface_hub`` retries an unreachable endpoint for ~20 s before giving up; these
-helpers instead check the local cache, then probe the endpoint once with a short
-timeout, and raise :class:`HubUnavailableError` naming the repo and ``HF_HUB_OFFLINE``.
+``huggingface_hub`` retries an unreachable endpoint for ~20 s, and an endpoint that
+accepts connections but never answers cost ~400 s (6 attempts of ~60 s); these helpers
+instead check the local cache, then send the endpoint one HTTP request and wait at most
+:func:`hub_timeout` seconds (``TP_HARNESS_HUB_TIMEOUT``, default 10; the run's
+``hub_timeout``) for its first byte, and raise :class:`HubUnavailableError` naming the
+repo, the reason and ``HF_HUB_OFFLINE``. Downloads that follow run with the same timeout
+(``huggingface_hub``'s etag and download timeouts, set for the call).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 _TRUE = ("1", "on", "yes", "true")
+TIMEOUT_ENV = "TP_HARNESS_HUB_TIMEOUT"
+DEFAULT_TIMEOUT = 10.0
+_TIMEOUT: contextvars.ContextVar[float | None] = contextvars.ContextVar("hub_timeout", default=None)
+
+
+def hub_timeout() -> float:
+    """Seconds to wait for the Hub: the run's ``hub_timeout``, else ``$TP_HARNESS_HUB_TIMEOUT``,
+    else 10."""
+    override = _TIMEOUT.get()
+    if override is not None:
+        return override
+    env = os.environ.get(TIMEOUT_ENV, "").strip()
+    try:
+        value = float(env) if env else DEFAULT_TIMEOUT
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_ENV} must be a number of seconds; got {env!r}.") from None
+    if not value > 0:
+        raise ValueError(f"{TIMEOUT_ENV} must be > 0; got {env!r}.")
+    return value
+
+
+@contextlib.contextmanager
+def timeout_set(seconds: float | None) -> Iterator[None]:
+    """Within the block, :func:`hub_timeout` is ``seconds`` (``None``: unchanged)."""
+    token = _TIMEOUT.set(seconds if seconds is not None else _TIMEOUT.get())
+    try:
+        yield
+    finally:
+        _TIMEOUT.reset(token)
+
+
+@contextlib.contextmanager
+def bounded_downloads() -> Iterator[None]:
+    """``huggingface_hub``'s etag and download timeouts set to :func:`hub_timeout`."""
+    from huggingface_hub import constants
+
+    t = hub_timeout()
+    saved = (constants.HF_HUB_ETAG_TIMEOUT, constants.HF_HUB_DOWNLOAD_TIMEOUT)
+    constants.HF_HUB_ETAG_TIMEOUT = constants.HF_HUB_DOWNLOAD_TIMEOUT = t  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        constants.HF_HUB_ETAG_TIMEOUT, constants.HF_HUB_DOWNLOAD_TIMEOUT = saved
 
 
 class HubUnavailableError(OSError):
@@ -50,18 +99,54 @@ def offline_libraries(offline: bool) -> Iterator[None]:
         constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """One TCP connection attempt to ``HF_ENDPOINT`` (no retries)."""
+def hub_problem(timeout: float | None = None) -> str | None:
+    """Why ``HF_ENDPOINT`` cannot be used now, or None when it answers.
+
+    One HTTP ``HEAD /api/whoami-v2`` (no retries); the connection, TLS handshake and the
+    wait for the first byte of the answer together take at most ``timeout`` seconds
+    (default :func:`hub_timeout`). Any answer, even an error status, counts as up.
+    """
+    import time
+
     from huggingface_hub import constants
 
+    limit = hub_timeout() if timeout is None else timeout
     url = urlparse(constants.ENDPOINT)
     host = url.hostname or "huggingface.co"
     port = url.port or (443 if url.scheme == "https" else 80)
+    deadline = time.monotonic() + limit
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+        sock = socket.create_connection((host, port), timeout=limit)
+    except OSError as err:
+        return f"the Hub endpoint {constants.ENDPOINT} is unreachable ({err.strerror or err})"
+    try:
+        if url.scheme == "https":
+            sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        request = (
+            f"HEAD /api/whoami-v2 HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            "User-Agent: tp-harness-probe\r\nConnection: close\r\n\r\n"
+        )
+        sock.settimeout(max(deadline - time.monotonic(), 0.01))
+        sock.sendall(request.encode())
+        sock.settimeout(max(deadline - time.monotonic(), 0.01))
+        if not sock.recv(1):
+            return f"the Hub endpoint {constants.ENDPOINT} closed the connection without answering"
+        return None
+    except TimeoutError:
+        return (
+            f"the Hub endpoint {constants.ENDPOINT} accepted the connection but sent no answer "
+            f"within {limit:g} s (raise {TIMEOUT_ENV} or --hub-timeout to wait longer)"
+        )
+    except OSError as err:
+        return f"the Hub endpoint {constants.ENDPOINT} failed ({err.strerror or err})"
+    finally:
+        sock.close()
+
+
+def hub_reachable(timeout: float | None = None) -> bool:
+    """Whether ``HF_ENDPOINT`` answers within ``timeout`` (:func:`hub_problem` is None)."""
+    return hub_problem(timeout) is None
 
 
 def looks_like_path(model_id: str) -> bool:
@@ -122,14 +207,15 @@ def resolve_hub_file(
                 unavailable_message(repo_id, repo_type, revision, "HF_HUB_OFFLINE is set")
             )
         return cached, True
-    if not hub_reachable():
+    problem = hub_problem()
+    if problem is not None:
         if cached is None:
-            raise HubUnavailableError(
-                unavailable_message(repo_id, repo_type, revision, "the Hub endpoint is unreachable")
-            )
+            raise HubUnavailableError(unavailable_message(repo_id, repo_type, revision, problem))
         return cached, True
     try:
-        return hf_hub_download(repo_id, filename, revision=revision, repo_type=repo_type), False
+        with bounded_downloads():
+            path = hf_hub_download(repo_id, filename, revision=revision, repo_type=repo_type)
+        return path, False
     except LocalEntryNotFoundError as err:
         raise HubUnavailableError(
             unavailable_message(repo_id, repo_type, revision, f"download failed ({err})")
@@ -152,7 +238,8 @@ def hub_file_exists(
     if cached is not None or local_only:
         return cached
     try:
-        return hf_hub_download(repo_id, filename, revision=revision)
+        with bounded_downloads():
+            return hf_hub_download(repo_id, filename, revision=revision)
     except (EntryNotFoundError, HfHubHTTPError):
         return None
 

@@ -244,6 +244,13 @@ def run(config: Config, *, ctx: DistContext | None = None, progress: bool = True
     On the main process the results hold the tasks, probes and baselines; on the
     other ranks ``results.is_main`` is False and only the scores are filled.
     """
+    from .hub_access import timeout_set
+
+    with timeout_set(config.hub_timeout):
+        return _run(config, ctx, progress)
+
+
+def _run(config: Config, ctx: DistContext | None, progress: bool) -> Results:
     from .data import load_data
 
     ctx = ctx or init_context(config.device, config.dist_timeout)
