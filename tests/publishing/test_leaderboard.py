@@ -389,3 +389,68 @@ def test_flagged_rows_get_no_rank_and_only_comparable_records_share_a_ranking() 
     assert df[lb.LABEL_ACC].eq(0.7).all()
     assert {lb.NORMALIZE, lb.N, lb.FLAGS, lb.LABEL_ACC} <= set(lb.DEFAULT_COLUMNS)
     assert set(df[lb.NORMALIZE]) == {"frobenius", "none"}
+
+
+# ----------------------------------------------------------------------------- issue 16 (9)
+
+
+def test_a_corrupt_or_foreign_run_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    """Finding 9: one corrupt results.json among good runs stopped the whole app."""
+    write_run(tmp_path / "good")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "results.json").write_text('{"schema_version": "1.1",\n')
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "results.json").write_text('{"accuracy": 0.9}')
+    skipped: list[str] = []
+    with pytest.warns(lb.SkippedRunWarning) as record:
+        df = lb.load_frame(tmp_path, skipped)
+    assert set(df[lb.RUN]) == {f"{tmp_path.name}/good"}
+    assert len(skipped) == 2 and len(record) == 2
+    assert any(str(tmp_path / "broken" / "results.json") in s for s in skipped)
+    assert any(str(tmp_path / "foreign" / "results.json") in s for s in skipped)
+
+
+def test_records_with_missing_fields_are_tolerated() -> None:
+    """Finding 9: a record without `n` raised KeyError."""
+    res = make_results()
+    del res["scores"][0]["n"]
+    del res["scores"][1]["variance_per_pair"]
+    res["scores"].append({"prior": "labels"})  # no model: cannot be placed, dropped
+    del res["probes"][0]["num_classes"]
+    df = lb.frame_from_runs([("r", res)])
+    assert len(df) > 0 and df[lb.STD].isna().sum() >= 1
+
+
+def test_symlinked_run_folders_are_found(tmp_path: Path) -> None:
+    """Finding 9: symlinked run folders were not found."""
+    real = write_run(tmp_path / "elsewhere" / "run1")
+    board = tmp_path / "board"
+    board.mkdir()
+    (board / "linked").symlink_to(real, target_is_directory=True)
+    (board / "loop").symlink_to(board, target_is_directory=True)  # a cycle ends
+    assert lb.find_runs(board) == [board / "linked"]
+
+
+def test_empty_selections_give_an_empty_table_and_no_temp_folder_leak(tmp_path: Path) -> None:
+    """Finding 9: empty filters crashed the callback; each update leaked a temp folder."""
+    pytest.importorskip("gradio")
+    import tempfile
+
+    from tp_harness.publishing import leaderboard_app as app
+
+    df = lb.frame_from_runs([("r", make_results())])
+    before = set(Path(tempfile.gettempdir()).glob("tp-leaderboard-*"))
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    probe = lb.default_probe(df)
+    for args in (
+        ("no-such-model", None, None, None, None, probe, None),  # search matches nothing
+        ("", None, None, [], None, probe, None),  # every prior unchecked
+        ("", [], [], [], [], None, []),  # everything unchecked
+    ):
+        table, csv, *figs = app.views(df, *args, csv_folder=folder)
+        assert len(table) == 0 and lb.read_csv(csv).empty and len(figs) == 3
+    for _ in range(3):
+        app.views(df, "", None, None, None, None, probe, None, csv_folder=folder)
+    assert len(list(folder.iterdir())) == 2  # one file per distinct view (empty, full)
+    assert set(Path(tempfile.gettempdir()).glob("tp-leaderboard-*")) == before

@@ -217,3 +217,20 @@ def test_plots_render(page: Any, tmp_path: Path) -> None:
     about.wait_for(state="visible")
     assert "closed form" in about.inner_text()
     assert about.locator(".katex").count() >= 2  # both formulas typeset
+
+
+def test_empty_selections_show_an_empty_table(page: Any, tmp_path: Path) -> None:
+    """Issue 16, finding 9: a search matching nothing, or every box unchecked, raised
+    ``KeyError: 'probe'`` in the callback (an empty mask selected no columns)."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.locator("#lb-search").get_by_role("textbox").fill("no-such-model")
+    wait_for(page, lambda: len(table(page)) == 0, "an empty table after the search")
+    page.locator("#lb-search").get_by_role("textbox").fill("")
+    wait_for(page, lambda: len(table(page)) > 1, "the table back")
+    for label in ("0.1", "1"):
+        page.locator("#lb-temperature").get_by_label(label, exact=True).uncheck()
+    wait_for(page, lambda: len(table(page)) == 0, "an empty table with no temperature")
+    assert lb.MODEL in headers(page)
+    assert page.locator(".toast-body.error").count() == 0 and not errors
+    page.screenshot(path=str(tmp_path / "empty.png"), full_page=True)

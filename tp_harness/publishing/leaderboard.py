@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,19 +160,31 @@ def resolve_source(source: str | os.PathLike[str] | None) -> tuple[Path, str]:
     return download_repo(repo_id), repo_id
 
 
+def _walk_results(root: Path) -> list[Path]:
+    """Every ``results.json`` under ``root``, following symlinked folders (each real folder
+    once, so a link cycle ends), hidden folders such as ``.cache`` skipped."""
+    found, seen = [], set()
+    for here, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if RESULTS_FILE in files:
+            found.append(Path(here))
+    return sorted(found)
+
+
 def find_runs(root: str | os.PathLike[str]) -> list[Path]:
     """Run folders under ``root``: itself if it holds ``results.json``, else every subfolder
-    that does (hidden folders such as ``.cache`` skipped), sorted."""
+    that does (symlinks followed, hidden folders such as ``.cache`` skipped), sorted."""
     root = Path(root)
     if root.is_file():
         return [root.parent]
     if (root / RESULTS_FILE).is_file():
         return [root]
-    found = sorted(
-        p.parent
-        for p in root.rglob(RESULTS_FILE)
-        if not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    found = _walk_results(root)
     if not found:
         raise FileNotFoundError(
             f"no {RESULTS_FILE} in {root} or its subfolders: pass a run's "
@@ -180,20 +193,42 @@ def find_runs(root: str | os.PathLike[str]) -> list[Path]:
     return found
 
 
-def load_runs(source: str | os.PathLike[str] | None) -> list[tuple[str, dict[str, Any]]]:
-    """``[(run label, results dict)]`` for every run in ``source`` (schema checked)."""
+class SkippedRunWarning(UserWarning):
+    """A results.json that could not be read (corrupt, foreign or another schema)."""
+
+
+def load_runs(
+    source: str | os.PathLike[str] | None, skipped: list[str] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """``[(run label, results dict)]`` for every readable run in ``source``.
+
+    A corrupt or foreign results.json is skipped with a :class:`SkippedRunWarning`
+    naming it (and appended to ``skipped`` as ``"PATH: reason"``); the others load.
+    """
     root, label = resolve_source(source)
     base = root.parent if root.is_file() else root
     runs = []
     for folder in find_runs(root):
         rel = folder.relative_to(base).as_posix()
-        runs.append((label if rel == "." else f"{label}/{rel}", Results.load(folder).to_dict()))
+        try:
+            doc = Results.load(folder).to_dict()
+            if not isinstance(doc.get("scores"), list):
+                raise ValueError("no list of scores")
+        except (ValueError, TypeError, KeyError, OSError) as err:
+            why = f"{folder / RESULTS_FILE}: {type(err).__name__}: {err}"
+            warnings.warn(f"skipping {why}", SkippedRunWarning, stacklevel=2)
+            if skipped is not None:
+                skipped.append(why)
+            continue
+        runs.append((label if rel == "." else f"{label}/{rel}", doc))
     return runs
 
 
-def load_frame(source: str | os.PathLike[str] | None) -> pd.DataFrame:
-    """The ranked leaderboard frame of every run in ``source``."""
-    return frame_from_runs(load_runs(source))
+def load_frame(
+    source: str | os.PathLike[str] | None, skipped: list[str] | None = None
+) -> pd.DataFrame:
+    """The ranked leaderboard frame of every readable run in ``source``."""
+    return frame_from_runs(load_runs(source, skipped))
 
 
 # ----------------------------------------------------------------------------- frame
@@ -238,13 +273,29 @@ def _matching_probes(
 ) -> list[Mapping[str, Any]]:
     """The probe records on the tasks of the score's prior and temperature (records of older
     runs, which name no prior, match every score of their model)."""
-    t_tasks = float(task_temperature) if task_temperature is not None else score["temperature"]
+    t_tasks = _float(task_temperature if task_temperature is not None else score.get("temperature"))
     return [
         p
         for p in probes
-        if "prior" not in p
-        or (p["prior"] == score["prior"] and math.isclose(float(p["temperature"]), t_tasks))
+        if "probe" in p
+        and "num_classes" in p
+        and (
+            "prior" not in p
+            or (
+                p["prior"] == score["prior"]
+                and t_tasks is not None
+                and _float(p.get("temperature")) is not None
+                and math.isclose(float(p["temperature"]), t_tasks)
+            )
+        )
     ]
+
+
+def _float(v: Any) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def _half_width(ci: Sequence[float | None] | None) -> float | None:
@@ -263,30 +314,37 @@ def run_rows(results: Mapping[str, Any], run: str = "") -> list[dict[str, Any]]:
     data = results.get("data") or {}
     dataset = data.get("dataset") or (results.get("config") or {}).get("dataset")
     models = results.get("models") or []
-    baselines = {str(b["model"]): b for b in results.get("baselines") or []}
+    baselines = {
+        str(b["model"]): b
+        for b in results.get("baselines") or []
+        if isinstance(b, Mapping) and "model" in b
+    }
     probes: dict[str, list[Mapping[str, Any]]] = {}
     for p in results.get("probes") or []:
-        probes.setdefault(str(p["model"]), []).append(p)
+        if isinstance(p, Mapping) and "model" in p:
+            probes.setdefault(str(p["model"]), []).append(p)
     t_task = (results.get("config") or {}).get("task_temperature")
     rows = []
     for s in results.get("scores") or []:
-        name, n, b = str(s["model"]), s["n"], baselines.get(str(s["model"]), {})
+        if not isinstance(s, Mapping) or not all(k in s for k in ("model", "prior")):
+            continue  # a record that names no model or prior cannot be placed
+        name, n, b = str(s["model"]), s.get("n"), baselines.get(str(s["model"]), {})
         std = s.get("std")
         common = {
             MODEL: name,
             PRIOR: str(s["prior"]),
-            TEMPERATURE: float(s["temperature"]),
-            T_EFFECTIVE: s.get("effective_temperature", s["temperature"]),
+            TEMPERATURE: _float(s.get("temperature")),
+            T_EFFECTIVE: s.get("effective_temperature", s.get("temperature")),
             T_SCALE: s.get("temperature_scale", "absolute"),
             NORMALIZE: s.get("normalize") or "none",
             FLAGS: ", ".join(s.get("flags") or []),
-            ALIGNMENT: s["mean_per_pair"],
+            ALIGNMENT: s.get("mean_per_pair"),
             ALIGN_PM: _half_width(s.get("mean_per_pair_ci")),
             VS_NEXT: _vs_next(s.get("vs_next")),
-            STD: None if std is None else std / n,
-            VAR_PER_PAIR: s["variance_per_pair"],
-            MEAN: s["mean"],
-            VARIANCE: s["variance"],
+            STD: None if std is None or not n else std / n,
+            VAR_PER_PAIR: s.get("variance_per_pair"),
+            MEAN: s.get("mean"),
+            VARIANCE: s.get("variance"),
             N: n,
             RANKME: b.get("rankme"),
             ALPHA_REQ: b.get("alpha_req"),
@@ -398,7 +456,8 @@ def filter_frame(
             out = out[out[col].isin(list(allowed))]
     if temperatures is not None:
         wanted = [float(t) for t in temperatures]
-        out = out[out[TEMPERATURE].map(lambda t: any(math.isclose(t, w) for w in wanted))]
+        keep = out[TEMPERATURE].map(lambda t: any(math.isclose(t, w) for w in wanted))
+        out = out.loc[keep.astype(bool)]  # (an empty object mask would select columns)
     if probes is not None:
         out = out[out[PROBE].isin(list(probes)) | out[PROBE].isna()]
     return out
@@ -462,7 +521,7 @@ def _figure(
     return fig, axes[:panels]
 
 
-def _empty(message: str) -> Figure:
+def empty_figure(message: str) -> Figure:
     fig, axes = _figure(1, "", height=2.0)
     axes[0].text(0.5, 0.5, message, ha="center", va="center", fontsize=11)
     axes[0].set_axis_off()
@@ -493,7 +552,7 @@ def alignment_std_figure(df: pd.DataFrame, max_panels: int = 4) -> Figure:
     (the paper's Figure 2); flagged rows (not ranked) are grey crosses."""
     rows = df.drop_duplicates([RUN, DATASET, MODEL, PRIOR, TEMPERATURE])
     if rows.empty:
-        return _empty("no rows match the filters")
+        return empty_figure("no rows match the filters")
     panels, note = _panels(rows, [PRIOR, TEMPERATURE], max_panels)
     fig, axes = _figure(len(panels), f"Expected alignment vs std over tasks{note}")
     for ax, (title, sub) in zip(axes, panels, strict=True):
@@ -530,7 +589,7 @@ def layer_figure(
     rows["_base"], rows["_layer"] = split.map(lambda s: s[0]), split.map(lambda s: s[1])
     rows = rows[rows["_layer"].notna()]
     if rows.empty:
-        return _empty("no layered models (name@layerK) in the selection")
+        return empty_figure("no layered models (name@layerK) in the selection")
     from matplotlib.ticker import MaxNLocator
 
     several = rows[[PRIOR, TEMPERATURE, DATASET]].drop_duplicates().shape[0] > 1
@@ -558,7 +617,7 @@ def probe_figure(df: pd.DataFrame, max_panels: int = 4) -> Figure:
     task, one panel per probe setting, models sorted by mean accuracy."""
     rows = df.dropna(subset=[PROBE, ACC_MEAN]).drop_duplicates([RUN, DATASET, MODEL, PROBE])
     if rows.empty:
-        return _empty("no probe results in the selection")
+        return empty_figure("no probe results in the selection")
     panels, note = _panels(rows, [PROBE], max_panels)
     fig, axes = _figure(
         len(panels),

@@ -7,11 +7,15 @@ lives here.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..evaluation.atomic import atomic_write_text
 from . import leaderboard as lb
 
 if TYPE_CHECKING:
@@ -83,8 +87,21 @@ Leaderboard tab downloads the table as shown (filters and columns applied) as CS
 """
 
 
-def _csv_path() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tp-leaderboard-")) / "leaderboard.csv"
+def _csv_folder() -> Path:
+    """One temp folder per app for the CSV downloads, removed when the process exits."""
+    folder = Path(tempfile.mkdtemp(prefix="tp-leaderboard-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _csv_file(table: pd.DataFrame, folder: Path) -> Path:
+    """The table as CSV, named by its content: the same view reuses one file, and two
+    sessions with different views never overwrite each other's download."""
+    text = table.to_csv(index=False)
+    path = folder / f"leaderboard-{hashlib.sha1(text.encode()).hexdigest()[:16]}.csv"
+    if not path.exists():
+        atomic_write_text(path, text)
+    return path
 
 
 def views(
@@ -96,28 +113,43 @@ def views(
     temperatures: list[float] | None,
     probe: str | None,
     columns: list[str] | None,
+    *,
+    csv_folder: Path | None = None,
 ) -> tuple[Any, ...]:
-    """Table, CSV path and the three figures for one set of widget values."""
+    """Table, CSV path and the three figures for one set of widget values (an empty
+    selection gives an empty table and figures that say so)."""
     shown = lb.filter_frame(
         frame, query or "", modalities, priors, temperatures, [probe] if probe else None, datasets
     )
     table = lb.select_columns(shown, columns or [lb.MODEL])
-    return (
-        lb.display_frame(table),
-        str(lb.to_csv(table, _csv_path())),
-        lb.alignment_std_figure(shown),
-        lb.layer_figure(shown),
-        lb.probe_figure(shown),
-    )
+    if shown.empty:
+        figures = tuple(lb.empty_figure("no rows match the search and filters") for _ in range(3))
+    else:
+        figures = (lb.alignment_std_figure(shown), lb.layer_figure(shown), lb.probe_figure(shown))
+    folder = csv_folder or _default_folder()
+    return (lb.display_frame(table), str(_csv_file(table, folder)), *figures)
 
 
-def _header(frame: pd.DataFrame, source: str) -> str:
+_FOLDER: list[Path] = []
+
+
+def _default_folder() -> Path:
+    if not _FOLDER:
+        _FOLDER.append(_csv_folder())
+    return _FOLDER[0]
+
+
+def _header(frame: pd.DataFrame, source: str, skipped: list[str] | None = None) -> str:
     datasets = ", ".join(f"`{d}`" for d in lb.choices(frame, lb.DATASET))
-    return (
+    text = (
         f"# {TITLE}\n\nSource `{source}`: {frame[lb.RUN].nunique()} run(s), "
         f"{frame[lb.MODEL].nunique()} model(s), dataset(s) {datasets}. "
         "See the About tab for what the numbers mean."
     )
+    if skipped:
+        lines = "\n".join(f"- `{s}`" for s in skipped)
+        text += f"\n\n**Skipped {len(skipped)} unreadable results file(s):**\n{lines}"
+    return text
 
 
 def build_app(source: str | os.PathLike[str] | pd.DataFrame | None = None) -> gr.Blocks:
@@ -127,12 +159,16 @@ def build_app(source: str | os.PathLike[str] | pd.DataFrame | None = None) -> gr
     import pandas as pd
 
     name = "frame" if isinstance(source, pd.DataFrame) else str(source or lb.default_source())
+    skipped: list[str] = []
     frame = (
-        source if isinstance(source, pd.DataFrame) else lb.load_frame(source or lb.default_source())
+        source
+        if isinstance(source, pd.DataFrame)
+        else lb.load_frame(source or lb.default_source(), skipped)
     )
+    csv_folder = _csv_folder()
     probes = lb.choices(frame, lb.PROBE)
     with gr.Blocks(title="tp-harness leaderboard") as app:
-        gr.Markdown(_header(frame, name))
+        gr.Markdown(_header(frame, name, skipped), elem_id="lb-header")
         with gr.Tab("Leaderboard"):
             with gr.Row():
                 query = gr.Textbox(
@@ -178,7 +214,7 @@ def build_app(source: str | os.PathLike[str] | pd.DataFrame | None = None) -> gr
         outputs = [table, download, align, layers, accuracy]
         gr.on(
             [app.load, *(c.change for c in inputs)],
-            lambda *values: views(frame, *values),
+            lambda *values: views(frame, *values, csv_folder=csv_folder),
             inputs,
             outputs,
             trigger_mode="always_last",
