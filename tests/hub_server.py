@@ -137,6 +137,7 @@ class HubState:
         self.lfs: dict[str, bytes] = {}
         self.lock = threading.Lock()
         self.requests: list[str] = []
+        self.fail_commits: set[str] = set()  # repo ids whose commits answer 500 (tests)
 
     def repo(self, repo_type: str, repo_id: str, authorized: bool) -> Repo:
         r = self.repos.get((repo_type, repo_id))
@@ -387,6 +388,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json({"files": [self._upload_mode(commit, f) for f in json.loads(body)["files"]]})
         elif action == "commit" and self.command == "POST":
             self._require_auth()
+            if repo_id in self.state.fail_commits:
+                raise HubError(500, "Internal Error (injected by the test)")
             lines = [json.loads(x) for x in body.splitlines() if x.strip()]
             c = apply_commit(self.state, repo, lines)
             prefix = "" if repo_type == "model" else f"{repo_type}s/"

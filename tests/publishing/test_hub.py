@@ -346,3 +346,73 @@ def test_evaluate_push_to_hub_from_the_cli(server: HubServer, tmp_path: Path) ->
         repos = set(server.state.repos)
     assert any("cli-org/cli-scores" in str(r) for r in repos)
     assert any("cli-org/cli-scores-tasks" in str(r) for r in repos)
+
+
+# ----------------------------------------------------------------------------- issue 16 (5, 10)
+
+
+def test_a_long_repo_id_is_refused_before_any_upload(server: HubServer, run_dir: Path) -> None:
+    """Finding 5: a 92-character id pushed the scores, then failed on the '-tasks' name."""
+    repo = "org/" + "a" * 88  # 92 characters: '-tasks' makes 98 > 96
+    before = len(server.state.requests)
+    with pytest.raises(ValueError, match=r"98 characters.*at most 96.*--tasks-repo-id"):
+        hub.check_push(repo, token=TOKEN)
+    with pytest.raises(ValueError, match="at most 96"):
+        hub.push_run(run_dir, repo, token=TOKEN)
+    assert len(server.state.requests) == before  # nothing was sent
+
+
+def test_a_failed_scores_push_says_what_went_up(
+    run_dir: Path, server: HubServer, tmp_path: Path
+) -> None:
+    """Finding 5: a 500 after the first upload did not say what was already pushed."""
+    server.state.fail_commits.add("org/half")
+    try:
+        code = (
+            "import sys\nfrom tp_harness.publishing.hub import push_run\n"
+            "try:\n    push_run(sys.argv[1], 'org/half')\nexcept OSError as e:\n"
+            "    print(e); sys.exit(3)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(run_dir)],
+            env=_env(server, tmp_path / "hf-home"),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    finally:
+        server.state.fail_commits.discard("org/half")
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    msg = proc.stdout
+    assert "Already pushed: the sampled tasks' data to org/half-tasks" in msg
+    assert f"tp-harness push {run_dir} --repo-id org/half" in msg and TOKEN not in msg
+    assert server.num_commits("org/half") <= 1  # created at most; no scores commit
+    # the retry it suggests completes the push
+    _python(server, tmp_path / "hf-home", PUSH_API, str(run_dir), "org/half", "org/half-tasks", "1")
+    assert "results.json" in server.files("org/half")
+
+
+def test_nothing_pushed_holds_a_local_path(run_dir: Path, server: HubServer) -> None:
+    """Finding 10: pushed cards and results.json held absolute local paths."""
+    import getpass
+
+    pushed = b"\n".join(_all_pushed_bytes(server)).decode("utf-8", "replace")
+    assert pushed  # earlier tests pushed this run
+    for private in (str(run_dir), str(Path.home()), os.getcwd(), sys.prefix, "/tmp/"):
+        assert private not in pushed, private
+    user = getpass.getuser()
+    assert f"/{user}/" not in pushed
+
+
+def test_a_legacy_run_with_paths_is_redacted_on_push(run_dir: Path, tmp_path: Path) -> None:
+    from tp_harness.publishing.redact import local_roots, private_leaks
+
+    legacy = tmp_path / "legacy"
+    shutil.copytree(run_dir, legacy)
+    doc = json.loads((legacy / "results.json").read_text())
+    doc["config"]["cache_dir"] = str(tmp_path / "cache")
+    doc["config"]["output_dir"] = str(legacy)
+    raw = json.dumps(doc).encode()
+    public = hub._public_results(legacy, raw, local_roots(legacy))
+    assert public != raw and not private_leaks(public.decode(), local_roots(legacy))
+    assert json.loads(public)["config"]["output_dir"] == "."

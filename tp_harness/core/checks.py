@@ -22,7 +22,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` -> CPU; otherwise ``torch.device(device)`` with a clear error for CUDA."""
     if device is None:
         return torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device={device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N' "
+            "(or None for the CPU)."
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available; "

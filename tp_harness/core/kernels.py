@@ -338,6 +338,11 @@ def check_weights(weights: Sequence[float] | None, count: int, arg: str) -> list
     """Validate kernel weights: ``count`` finite numbers >= 0, not all zero."""
     if weights is None:
         return [1.0] * count
+    if isinstance(weights, (str, bytes)) or not isinstance(weights, (list, tuple, np.ndarray)):
+        raise TypeError(f"{arg} must be a list of numbers, one per kernel; got {weights!r}.")
+    bad = [v for v in weights if isinstance(v, (str, bytes, bool)) or not _is_number(v)]
+    if bad:
+        raise TypeError(f"{arg} must be numbers (one per kernel); got {list(weights)!r}.")
     w = [float(v) for v in weights]
     if len(w) != count:
         raise ValueError(
@@ -398,7 +403,14 @@ def build_kernels(
 
     With ``normalize="frobenius"`` each component is normalised before weighting.
     """
-    if isinstance(xs, (list, tuple)) and xs and not _is_scalar_row(xs[0]):
+    if kernel is None or not (
+        isinstance(kernel, str) or (isinstance(kernel, (list, tuple)) and kernel)
+    ):
+        raise TypeError(
+            f"{name}_kernel must be a kernel name ({', '.join(kernel_names())}) or a list of "
+            f"them, one per array; got {kernel!r}."
+        )
+    if isinstance(xs, (list, tuple)) and xs and all(_is_component(x) for x in xs):
         names = [kernel] * len(xs) if isinstance(kernel, str) else list(kernel)
         if len(names) != len(xs):
             raise ValueError(
@@ -424,6 +436,24 @@ def build_kernels(
     if not isinstance(kernel, str):
         raise ValueError(f"{name}_kernel must be one name for a single array; got {kernel!r}.")
     return build_kernel(xs, kernel, name=name, normalize=normalize, device=device)
+
+
+def _is_number(v: object) -> bool:
+    try:
+        float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _is_component(x: object) -> bool:
+    """True if ``x`` is one array of a weighted sum (a 2-D array, a Kernel, a label
+    vector or a nested list of rows); False for one row of a nested-list matrix."""
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        return x.ndim >= 1
+    if isinstance(x, (list, tuple)):  # a row of numbers is part of a matrix, not a component
+        return bool(x) and isinstance(x[0], (list, tuple, np.ndarray, torch.Tensor))
+    return not _is_scalar_row(x)
 
 
 def _is_scalar_row(x: object) -> bool:

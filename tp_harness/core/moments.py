@@ -546,8 +546,9 @@ def task_prior_moments(
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not supported; use one of {METHODS}.")
     check_kernel_name(model_kernel, "model_kernel")
-    for kn in [prior_kernel] if isinstance(prior_kernel, str) else list(prior_kernel):
-        check_kernel_name(kn, "prior_kernel")
+    names = prior_kernel if isinstance(prior_kernel, (list, tuple)) else [prior_kernel]
+    for kn in names or [None]:
+        check_kernel_name(kn, "prior_kernel")  # type: ignore[arg-type]
     dev = resolve_device(device)
     models, many_m = _build_models(model, model_kernel, normalize, dev)
     prior_k = build_kernels(

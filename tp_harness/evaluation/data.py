@@ -244,15 +244,15 @@ def _resolve_columns(
 
 
 def encode_labels(ds: Any, column: str) -> tuple[np.ndarray, list[str] | None]:
-    """Labels of ``column`` as int64 ``(n,)`` and class names (missing labels -> -1)."""
+    """Labels of ``column`` as int64 ``(n,)`` and class names; a missing label (None, or
+    -1 in a ``ClassLabel`` column) is -1 here, and :func:`load_data` refuses or drops those
+    rows (it never reaches a prior or a probe as a class)."""
     import datasets
 
     feature = ds.features[column]
     values = ds[column]
     if isinstance(feature, datasets.ClassLabel):
         return np.asarray(values, dtype=np.int64), list(feature.names)
-    if any(v is None for v in values):
-        logger.warning("label column %r has missing values; they become -1", column)
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, (int, np.integer, bool)) for v in present):
         return np.asarray([-1 if v is None else int(v) for v in values], dtype=np.int64), None
@@ -320,6 +320,7 @@ def load_data(
     label_column: str | None = None,
     num_examples: int | None = None,
     seed: int = 0,
+    missing_labels: str = "error",
 ) -> DataBundle:
     """Load ``dataset`` (bundled, local or Hub), map columns and subsample.
 
@@ -327,20 +328,43 @@ def load_data(
     column named like ``text``/``review``/``sentence``, else the longest string column;
     label: a ``ClassLabel`` or a column named ``label``...). ``num_examples`` rows are
     drawn with ``seed`` (stratified when labels exist) and kept in original order.
+
+    Rows without a label are an error (``missing_labels="error"``, the default: a
+    ``ValueError`` before anything is embedded) or left out before the subset is drawn
+    (``"drop"``; the count is recorded as ``source["selection"]["dropped_unlabelled"]``).
     """
+    if missing_labels not in ("error", "drop"):
+        raise ValueError(f"missing_labels must be 'error' or 'drop'; got {missing_labels!r}.")
     ds, source, base = _load_source(dataset, split, config_name)
     text, image, label = _resolve_columns(ds, text_column, image_column, label_column)
     labels_all, names = encode_labels(ds, label) if label else (None, None)
     n_total = len(ds)
-    idx = subsample_indices(n_total, num_examples, seed, labels_all)
+    keep = np.arange(n_total)
+    dropped = 0
+    if labels_all is not None and (labels_all < 0).any():
+        dropped = int((labels_all < 0).sum())
+        if missing_labels == "error":
+            raise ValueError(
+                f"label column {label!r} of {dataset} has {dropped} of {n_total} rows without a "
+                "label (None or -1); a missing label is never used as a class. Pass "
+                "missing_labels='drop' (--missing-labels drop) to leave those rows out (the "
+                "count is recorded), or label_column= another column."
+            )
+        keep = np.flatnonzero(labels_all >= 0)
+    sub = subsample_indices(
+        len(keep), num_examples, seed, None if labels_all is None else labels_all[keep]
+    )
+    idx = keep[sub]
     if len(idx) < n_total:
         ds = ds.select(idx.tolist())
+    subset = len(idx) < len(keep)
     selection = {
         "num_examples": num_examples,
-        "seed": seed if len(idx) < n_total else None,
-        "stratified": labels_all is not None and len(idx) < n_total,
+        "seed": seed if subset else None,
+        "stratified": labels_all is not None and subset,
         "num_rows_total": n_total,
         "num_rows": len(idx),
+        **({"dropped_unlabelled": dropped} if dropped else {}),
     }
     source = {**source, "selection": selection}
     columns = {"text": text, "image": image, "label": label}

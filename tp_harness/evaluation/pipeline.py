@@ -33,6 +33,7 @@ from .comparisons import REPLICATES, mark_ties, prior_agreement, task_alignment_
 from .config import Config
 from .distributed import DistContext, distributed_moment_sums, init_context
 from .flags import flag_scores, rankable
+from .preflight import preflight
 from .priors import LABELS_PRIOR, SELF_PRIOR, Prior, resolve_priors
 from .results import Results
 from .tasks import num_probe_fits, run_probes, sample_task_sets, task_temperature_for
@@ -265,7 +266,9 @@ def _run(config: Config, ctx: DistContext | None, progress: bool) -> Results:
             label_column=config.label_column,
             num_examples=config.num_examples,
             seed=config.seed,
+            missing_labels=config.missing_labels,
         )
+        preflight(config, data)
     with timer.stage("embed"):
         reps = representations.compute(config.models, data, config, ctx, progress=progress)
         extra = [
