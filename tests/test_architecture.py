@@ -123,7 +123,7 @@ def test_config_validation_reads_the_probe_and_kernel_registries() -> None:
         assert Config(probes=(probe,)).probes == (probe,)
     for kernel in kernel_names():
         assert Config(model_kernel=kernel).model_kernel == kernel
-    with pytest.raises(ValueError, match="probes must be among"):
+    with pytest.raises(ValueError, match="probes: must be among"):
         Config(probes=("svm",))
 
 

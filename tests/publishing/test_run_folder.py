@@ -231,3 +231,25 @@ def test_claim_marks_an_empty_folder_as_ours(tmp_path: Path) -> None:
     assert read_manifest(out) == {**read_manifest(out), "files": {}}  # type: ignore[dict-item]
     (out / "cache").mkdir()  # e.g. --cache-dir inside the run folder
     assert check_output_dir(out) is not None
+
+
+def test_one_model_runs_write_strictly_valid_json(tmp_path: Path, topic_csv: Path) -> None:
+    """Finding 11: runs with 1-2 models wrote bare NaN into `correlations`."""
+    import shutil
+    import subprocess
+
+    res = run(_config(tmp_path, topic_csv, models=("tfidf-lsa:dim=8",)), progress=False)
+    out = tmp_path / "one"
+    write_outputs(res, out)
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"bare {name} in results.json")
+
+    for name in ("results.json", MANIFEST_FILE, LOCAL_FILE):
+        doc = json.loads((out / name).read_text(), parse_constant=no_constants)
+        assert doc
+    assert json.loads((out / "results.json").read_text())["correlations"]
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node:  # the reader the finding named
+        code = "JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'))"
+        subprocess.run([node, "-e", code, str(out / "results.json")], check=True, timeout=60)

@@ -268,7 +268,7 @@ class Config(BaseModel):
     def _probes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [p for p in v if p not in probe_names()]
         if unknown or not v:
-            raise ValueError(f"{unknown or 'empty'}: choose from {', '.join(probe_names())}")
+            raise ValueError(f"must be among {', '.join(probe_names())}; got {list(v)}")
         return v
 
     @field_validator("temperatures")
