@@ -114,6 +114,16 @@ def test_class_ids_as_references(tmp_path: Path) -> None:
     assert out == _expected(x, y, 0.5, prior_kernel="label_graph")
 
 
+def test_integer_references_need_the_label_graph(tmp_path: Path) -> None:
+    """Issue 17: 1-D integer references without prior_kernel='label_graph' returned a
+    meaningless number (the library refuses the same call)."""
+    metric = _load(tmp_path)
+    x, _ = _data(5)
+    y = np.random.default_rng(5).integers(0, 4, size=len(x))
+    with pytest.raises(ValueError, match=r"one integer per example.*prior_kernel='label_graph'"):
+        metric.compute(predictions=x, references=y, temperature=0.5)
+
+
 def test_float64_config_keeps_float64(tmp_path: Path) -> None:
     metric = _load(tmp_path, "float64")
     x, p = _data(6, dtype="float64")

@@ -229,6 +229,13 @@ class TaskPrior(evaluate.Metric):
         prior = _stacked(references, "references", dtype)
         if prior_kernel == "label_graph":
             prior = _labels(prior)
+        elif prior.shape[1] == 1 and np.array_equal(prior, np.round(prior)):
+            raise ValueError(
+                "task_prior: references hold one integer per example (class ids?) but "
+                f"prior_kernel={prior_kernel!r} reads them as 1-D embeddings, which gives a "
+                "meaningless number. Pass prior_kernel='label_graph' to use the labels as "
+                "the prior, or pass prior embeddings of shape (n, r)."
+            )
         result = tp_harness.task_prior_moments(
             model,
             prior,

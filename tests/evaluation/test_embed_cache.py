@@ -280,3 +280,16 @@ def test_shard_size_adapts_so_a_kill_loses_at_most_an_eighth(tmp_path: Path) -> 
     resumed: list[np.ndarray] = []
     cache.get_or_compute(FIELDS, 979, _fake_compute(resumed))
     assert sum(len(r) for r in resumed) == 979 - 5 * 123
+
+
+def test_shards_get_the_users_umask(tmp_path: Path) -> None:
+    """Finding 16: shards were written 0600."""
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        cache, _ = _filled(tmp_path)
+    finally:
+        os.umask(old)
+    for p in cache.entry_dir(FIELDS).iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
