@@ -80,3 +80,20 @@ def test_spec_aliases_survive_the_run_defaults(
     meta = json.loads(meta_path.read_text())
     assert meta["key_fields"]["max_length"] == 64
     assert meta["key"] == cache_key(meta["key_fields"]) == meta_path.parent.name
+
+
+def test_version_and_lists(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 17: `--version` and `tp-harness list suites|models|datasets|kernels|probes`."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("tp-harness ")
+    expected = {
+        "suites": "default",
+        "models": "bundled:minilm",
+        "datasets": "bundled:drug_reviews",
+        "kernels": "centered_cosine",
+        "probes": "ridge",
+    }
+    for what, item in expected.items():
+        assert cli.main(["list", what]) == 0
+        assert item in capsys.readouterr().out.split()

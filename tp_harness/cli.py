@@ -209,16 +209,67 @@ def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_leaderboard)
 
 
+LISTS = ("suites", "models", "datasets", "kernels", "probes")
+
+
+def listing(what: str) -> list[str]:
+    """Names for ``tp-harness list WHAT`` (from the registries)."""
+    if what == "suites":
+        from .evaluation.config import suite_names
+
+        return suite_names()
+    if what == "models":
+        from .evaluation.embed.spec import BUNDLED_MODELS
+        from .evaluation.features import CLASSIC_PREFIXES
+
+        return [f"bundled:{m}" for m in sorted(BUNDLED_MODELS)] + [
+            f"{c}:dim=K" for c in CLASSIC_PREFIXES
+        ]
+    if what == "datasets":
+        from .evaluation.bundled import BUNDLED_DATASETS
+
+        return [f"bundled:{d}" for d in sorted(BUNDLED_DATASETS)]
+    if what == "kernels":
+        from .core.kernels import kernel_names
+
+        return list(kernel_names())
+    from .core.probes import probe_names
+
+    return list(probe_names())
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    print("\n".join(listing(args.what)))
+    return 0
+
+
+def _add_list_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list suites, bundled models and datasets, kernels, probes")
+    p.add_argument("what", choices=LISTS, help="what to list")
+    p.set_defaults(func=_cmd_list)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("tp-harness")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``tp-harness`` parser with all subcommands."""
     parser = argparse.ArgumentParser(
         prog="tp-harness", description="Task-prior evaluation of representations."
     )
+    parser.add_argument("--version", action="version", version=f"tp-harness {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_evaluate_parser(sub)
     _add_demo_parser(sub)
     _add_push_parser(sub)
     _add_leaderboard_parser(sub)
+    _add_list_parser(sub)
     return parser
 
 

@@ -416,3 +416,25 @@ def test_a_legacy_run_with_paths_is_redacted_on_push(run_dir: Path, tmp_path: Pa
     public = hub._public_results(legacy, raw, local_roots(legacy))
     assert public != raw and not private_leaks(public.decode(), local_roots(legacy))
     assert json.loads(public)["config"]["output_dir"] == "."
+
+
+LOAD_BACK = """
+import json, sys
+from tp_harness.evaluation.results import Results
+res = Results.load(sys.argv[1])
+tables = res.to_pandas()
+print(json.dumps({"scores": len(res.scores), "rows": len(tables["scores"]),
+                  "probe_rows": len(tables["probes"]),
+                  "columns": sorted(tables["scores"].columns)}))
+"""
+
+
+def test_results_load_from_a_pushed_repo(run_dir: Path, server: HubServer, tmp_path: Path) -> None:
+    """Issue 17 (Python access): ``Results.load("ORG/NAME")`` reads a pushed run back."""
+    _python(server, tmp_path / "hf-home", PUSH_API, str(run_dir), "org/loadme", "org/loadme-t", "1")
+    proc = _python(server, tmp_path / "hf-home", LOAD_BACK, "org/loadme")
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    local = Results.load(run_dir)
+    assert got["scores"] == got["rows"] == len(local.scores)
+    assert got["probe_rows"] == len(local.probes)
+    assert {"mean_per_pair_low", "mean_per_pair_high", "model", "prior"} <= set(got["columns"])

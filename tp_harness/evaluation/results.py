@@ -147,13 +147,63 @@ class Results:
         return cls(**{k: d[k] for k in keys if k in d}, schema_version=version)
 
     @classmethod
-    def load(cls, path: str | Path) -> Results:
-        """Read a ``results.json`` (or the folder holding one)."""
-        p = Path(path)
+    def load(cls, path_or_repo: str | Path, *, revision: str | None = None) -> Results:
+        """Read a ``results.json``, the run folder holding one, or the scores dataset repo
+        ``ORG/NAME`` that ``tp-harness push`` wrote (downloaded through the Hub cache)."""
+        p = Path(path_or_repo).expanduser()
+        if not p.exists() and _looks_like_repo(str(path_or_repo)):
+            p = _download_results(str(path_or_repo), revision)
         p = p / RESULTS_FILE if p.is_dir() else p
         if not p.exists():
-            raise FileNotFoundError(f"no {RESULTS_FILE} at {p}; pass a run's --output-dir.")
-        return cls.from_dict(json.loads(p.read_text()))
+            raise FileNotFoundError(
+                f"no {RESULTS_FILE} at {p}; pass a run's --output-dir or a results repo ORG/NAME."
+            )
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise ValueError(f"{p} is not valid JSON ({err}).") from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"{p} is not a tp-harness results document.")
+        return cls.from_dict(doc)
+
+    def to_pandas(self) -> dict[str, Any]:
+        """Tidy ``pandas.DataFrame`` tables: ``{"scores": one row per model x prior x
+        temperature, "probes": one row per model x task set x probe}`` (intervals as
+        ``*_low`` / ``*_high`` columns)."""
+        import pandas as pd
+
+        def tidy(records: list[dict[str, Any]]) -> Any:
+            rows = []
+            for r in records:
+                row = {}
+                for k, v in r.items():
+                    if k.endswith("_ci") and isinstance(v, (list, tuple)) and len(v) == 2:
+                        row[f"{k[:-3]}_low"], row[f"{k[:-3]}_high"] = v
+                    elif isinstance(v, (dict, list)):
+                        row[k] = json.dumps(v)
+                    else:
+                        row[k] = v
+                rows.append(row)
+            return pd.DataFrame(rows)
+
+        return {"scores": tidy(self.scores), "probes": tidy(self.probes)}
+
+
+def _looks_like_repo(text: str) -> bool:
+    import re
+
+    return (
+        re.fullmatch(r"(hf://)?(datasets/)?[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", text) is not None
+    )
+
+
+def _download_results(repo: str, revision: str | None) -> Path:
+    """``results.json`` of a scores dataset repo, through the local Hub cache."""
+    from .hub_access import resolve_hub_file
+
+    repo_id = repo.removeprefix("hf://").removeprefix("datasets/")
+    path, _ = resolve_hub_file(repo_id, RESULTS_FILE, revision, repo_type="dataset")
+    return Path(path)
 
 
 def strict_json(o: Any) -> Any:
