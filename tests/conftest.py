@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -315,3 +316,33 @@ def topic_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             )
             w.writerow([" ".join(words), y])
     return path
+
+
+@pytest.fixture
+def silent_hub(monkeypatch: pytest.MonkeyPatch, offline: None) -> Iterator[object]:
+    """HF_ENDPOINT pointed at a loopback server that accepts and never answers, Hub access
+    allowed (HF_HUB_OFFLINE unset): the hanging endpoint of issue 16, finding 8."""
+    from huggingface_hub import constants
+
+    from tests.hub_server import SilentServer
+
+    server = SilentServer()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", server.url)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection attempt fails the test ('fails fast' = no network call at all)."""
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.hub_server import SilentServer
 from tp_harness.evaluation.data import load_data, subsample_indices
 from tp_harness.evaluation.embed import HubUnavailableError
 
@@ -196,38 +197,20 @@ def test_fingerprint_stable_across_processes(text_csv: Path) -> None:
     assert load_data(str(text_csv)).fingerprint != here
 
 
-def test_hub_dataset_offline_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
-
-    import datasets  # noqa: F401  (imported before the network is cut)
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a network connection was attempted")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+@pytest.mark.usefixtures("no_network")
+def test_hub_dataset_offline_fails_fast() -> None:
     with pytest.raises(HubUnavailableError) as info:
         load_data("some-org/not-a-cached-dataset", split="train")
     assert "some-org/not-a-cached-dataset" in str(info.value)
     assert "HF_HUB_OFFLINE" in str(info.value)
 
 
-def test_a_hanging_endpoint_fails_within_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hanging_endpoint_fails_within_the_timeout(silent_hub: SilentServer) -> None:
     """Finding 8, datasets side: one probe of at most ``hub_timeout`` seconds, a clear error."""
-    from huggingface_hub import constants
-
-    from tests.hub_server import SilentServer
     from tp_harness.evaluation.hub_access import timeout_set
 
-    server = SilentServer()
-    try:
-        monkeypatch.delenv("HF_HUB_OFFLINE")
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(constants, "ENDPOINT", server.url)
-        with timeout_set(1.0), pytest.raises(HubUnavailableError) as info:
-            load_data("some-org/hanging-dataset", split="train")
-        assert "some-org/hanging-dataset" in str(info.value)
-        assert "sent no answer within 1 s" in str(info.value)
-        assert server.connections == 1
-    finally:
-        server.close()
+    with timeout_set(1.0), pytest.raises(HubUnavailableError) as info:
+        load_data("some-org/hanging-dataset", split="train")
+    assert "some-org/hanging-dataset" in str(info.value)
+    assert "sent no answer within 1 s" in str(info.value)
+    assert silent_hub.connections == 1

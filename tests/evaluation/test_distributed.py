@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.launch import ACCELERATE_TWO
 from tp_harness.evaluation.results import Results
 
 pytestmark = [pytest.mark.usefixtures("offline"), pytest.mark.slow]
@@ -42,18 +42,7 @@ def test_a_slow_main_stage_outlives_a_short_process_group_timeout(
     script.write_text(SLOW_MAIN)
     out = tmp_path / "out"
     cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
+        *ACCELERATE_TWO,
         str(script),
         "12",  # seconds of main-process work ...
         "evaluate",

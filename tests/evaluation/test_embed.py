@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.hub_server import SilentServer
 from tp_harness.evaluation.data import DataBundle, load_data
 from tp_harness.evaluation.embed import (
     HubUnavailableError,
@@ -144,19 +145,8 @@ def test_resolve_local_models(tiny_bert_dir: Path, tiny_st_dir: Path) -> None:
         resolve_model(ModelSpec(str(tiny_bert_dir), layers=[5]))
 
 
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any connection attempt fails the test: 'fails fast' means no network call at all."""
-    import socket
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a network connection was attempted")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-
-
-def test_unreachable_hub_id_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    _no_network(monkeypatch)
+@pytest.mark.usefixtures("no_network")
+def test_unreachable_hub_id_fails_fast() -> None:
     with pytest.raises(HubUnavailableError) as info:
         resolve_model(ModelSpec("some-org/definitely-not-cached-model"))
     assert "some-org/definitely-not-cached-model" in str(info.value)
@@ -174,29 +164,21 @@ def test_unreachable_endpoint_fails_fast(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "some-org/other-model" in str(info.value) and "unreachable" in str(info.value)
 
 
-def test_a_hanging_endpoint_is_one_bounded_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hanging_endpoint_is_one_bounded_probe(
+    silent_hub: SilentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Finding 8: an endpoint that accepts and never answers cost ~400 s (6 x ~60 s)."""
-    from huggingface_hub import constants
-
-    from tests.hub_server import SilentServer
     from tp_harness.evaluation.hub_access import timeout_set
 
-    server = SilentServer()
-    try:
-        monkeypatch.delenv("HF_HUB_OFFLINE")
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(constants, "ENDPOINT", server.url)
-        with timeout_set(1.5), pytest.raises(HubUnavailableError) as info:
-            resolve_model(ModelSpec("some-org/hanging-model"))
-        text = str(info.value)
-        assert "some-org/hanging-model" in text and server.url in text
-        assert "sent no answer within 1.5 s" in text and "TP_HARNESS_HUB_TIMEOUT" in text
-        assert server.connections == 1  # one probe, no retries
-        monkeypatch.setenv("TP_HARNESS_HUB_TIMEOUT", "0.5")  # the env knob, library use
-        with pytest.raises(HubUnavailableError, match=r"within 0\.5 s"):
-            resolve_model(ModelSpec("some-org/hanging-model"))
-    finally:
-        server.close()
+    with timeout_set(1.5), pytest.raises(HubUnavailableError) as info:
+        resolve_model(ModelSpec("some-org/hanging-model"))
+    text = str(info.value)
+    assert "some-org/hanging-model" in text and silent_hub.url in text
+    assert "sent no answer within 1.5 s" in text and "TP_HARNESS_HUB_TIMEOUT" in text
+    assert silent_hub.connections == 1  # one probe, no retries
+    monkeypatch.setenv("TP_HARNESS_HUB_TIMEOUT", "0.5")  # the env knob, library use
+    with pytest.raises(HubUnavailableError, match=r"within 0\.5 s"):
+        resolve_model(ModelSpec("some-org/hanging-model"))
 
 
 def test_hub_id_from_local_cache(

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.launch import ACCELERATE_TWO
 from tp_harness import task_prior_moments
 from tp_harness.evaluation.config import Config, load_config
 from tp_harness.evaluation.pipeline import run
@@ -206,25 +207,7 @@ def test_two_processes_match_one(tmp_path: Path, tiny_bert_dir: Path, topic_csv:
     outs = {}
     for procs in (1, 2):
         out = tmp_path / f"p{procs}"
-        launch = (
-            [
-                sys.executable,
-                "-m",
-                "accelerate.commands.launch",
-                "--multi_gpu",
-                "--num_processes",
-                "2",
-                "--num_machines",
-                "1",
-                "--mixed_precision",
-                "no",
-                "--dynamo_backend",
-                "no",
-                "-m",
-            ]
-            if procs == 2
-            else [sys.executable, "-m"]
-        )
+        launch = [*ACCELERATE_TWO, "-m"] if procs == 2 else [sys.executable, "-m"]
         cmd = [
             *launch,
             "tp_harness",

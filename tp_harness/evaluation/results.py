@@ -15,6 +15,23 @@ import numpy as np
 from .atomic import atomic_write_text
 
 SCHEMA_VERSION = "1.1"
+#: The fields of :class:`Results` that results.json holds, in file order.
+JSON_FIELDS = (
+    "config",
+    "data",
+    "models",
+    "scores",
+    "probes",
+    "baselines",
+    "correlations",
+    "task_alignments",
+    "prior_agreement",
+    "tasks",
+    "timings",
+    "conventions",
+    "environment",
+    "versions",
+)
 RESULTS_FILE = "results.json"
 _PACKAGES = (
     "tp-harness",
@@ -95,23 +112,7 @@ class Results:
     """Whether this process ran the main-process stages (tasks, probes, baselines)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
-            "config": self.config,
-            "data": self.data,
-            "models": self.models,
-            "scores": self.scores,
-            "probes": self.probes,
-            "baselines": self.baselines,
-            "correlations": self.correlations,
-            "task_alignments": self.task_alignments,
-            "prior_agreement": self.prior_agreement,
-            "tasks": self.tasks,
-            "timings": self.timings,
-            "conventions": self.conventions,
-            "environment": self.environment,
-            "versions": self.versions,
-        }
+        return {"schema_version": self.schema_version, **{k: getattr(self, k) for k in JSON_FIELDS}}
 
     def save(self, output_dir: str | Path) -> Path:
         """Write ``results.json`` atomically into ``output_dir``; returns its path."""
@@ -128,23 +129,7 @@ class Results:
                 f"results schema {version!r} is not supported "
                 f"(this tp-harness reads {SCHEMA_VERSION})."
             )
-        keys = (
-            "config",
-            "data",
-            "models",
-            "scores",
-            "probes",
-            "baselines",
-            "correlations",
-            "task_alignments",
-            "prior_agreement",
-            "tasks",
-            "timings",
-            "conventions",
-            "environment",
-            "versions",
-        )
-        return cls(**{k: d[k] for k in keys if k in d}, schema_version=version)
+        return cls(**{k: d[k] for k in JSON_FIELDS if k in d}, schema_version=version)
 
     @classmethod
     def load(cls, path_or_repo: str | Path, *, revision: str | None = None) -> Results:

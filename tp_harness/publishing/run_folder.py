@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..evaluation.atomic import atomic_dir, atomic_write_text
-from ..evaluation.results import RESULTS_FILE, Results, TaskSet, strict_json
+from ..evaluation.results import JSON_FIELDS, RESULTS_FILE, Results, TaskSet, strict_json
 from . import plots
 from .redact import local_roots, redact
 from .report import summary_markdown
@@ -327,27 +327,11 @@ def _layer_rows(
     return list(rows.values())
 
 
-_JSON_FIELDS = (
-    "config",
-    "data",
-    "models",
-    "scores",
-    "probes",
-    "baselines",
-    "correlations",
-    "task_alignments",
-    "prior_agreement",
-    "tasks",
-    "conventions",
-    "environment",
-)
-
-
 def redacted_results(results: Results, output_dir: str | Path | None = None) -> Results:
     """A copy of ``results`` whose strings hold no local path (see :mod:`.redact`):
     what results.json, the figures, the tasks dataset and the cards are made from."""
     roots = local_roots(output_dir)
-    changes: dict[str, Any] = {f: redact(getattr(results, f), roots) for f in _JSON_FIELDS}
+    changes: dict[str, Any] = {f: redact(getattr(results, f), roots) for f in JSON_FIELDS}
     changes["task_sets"] = [
         dataclasses.replace(
             ts,
