@@ -498,7 +498,7 @@ def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     for col in (FLAGS, VS_NEXT):  # "none" is an empty string, not a missing value
         if col in df.columns:
-            df[col] = df[col].fillna("").astype(str)
+            df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
     return df
 
 
