@@ -144,11 +144,6 @@ def hub_problem(timeout: float | None = None) -> str | None:
         sock.close()
 
 
-def hub_reachable(timeout: float | None = None) -> bool:
-    """Whether ``HF_ENDPOINT`` answers within ``timeout`` (:func:`hub_problem` is None)."""
-    return hub_problem(timeout) is None
-
-
 def looks_like_path(model_id: str) -> bool:
     """Whether ``model_id`` is meant as a filesystem path rather than ``org/name``."""
     return (
