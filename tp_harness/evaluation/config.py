@@ -36,7 +36,18 @@ from pydantic import (
 from ..core.kernels import NORMALIZATIONS, TEMPERATURE_SCALES, kernel_names
 from ..core.probes import probe_names
 
-SUITES_DIR = Path(__file__).resolve().parents[2] / "tasks"
+def _suites_dir() -> Path:
+    """The shipped suites: package data ``tp_harness/tasks`` in an installed wheel, else the
+    checkout's top-level ``tasks/`` (the same files: pyproject maps one onto the other)."""
+    from importlib.resources import files
+
+    folder = files("tp_harness") / "tasks"  # a data folder of the regular package
+    if folder.is_dir() and any(p.name.endswith(".yaml") for p in folder.iterdir()):
+        return Path(str(folder))
+    return Path(__file__).resolve().parents[2] / "tasks"
+
+
+SUITES_DIR = _suites_dir()
 DEFAULT_SUITE = "default"
 DTYPES = ("float32", "bfloat16", "float16")
 MISSING_LABELS = ("error", "drop")
