@@ -11,6 +11,8 @@ import pytest
 
 from tp_harness import MomentResult, task_prior_moments
 
+METRIC_DIR = Path(__file__).resolve().parents[1] / "metrics" / "task_prior"
+
 pytestmark = pytest.mark.usefixtures("offline")
 
 METRIC = str(Path(__file__).resolve().parents[1] / "metrics" / "task_prior")
@@ -183,3 +185,52 @@ def test_errors_are_clear(tmp_path: Path) -> None:
         metric.add_batch(predictions=x[:3], references=p[:2])
     with pytest.raises(ValueError, match="unknown config"):
         evaluate.load(METRIC, "float16")
+
+
+def test_the_metric_app_runs_with_the_installed_gradio(tmp_path: Path) -> None:
+    """Issue 17: `python metrics/task_prior/app.py` crashed (`gradio.inputs`, gradio 3 API).
+    Our Blocks app builds, serves HTTP 200 and computes the library's numbers."""
+    import importlib.util
+    import socket
+    import urllib.request
+
+    pytest.importorskip("gradio")
+    spec = importlib.util.spec_from_file_location("metric_app", METRIC_DIR / "app.py")
+    assert spec is not None and spec.loader is not None
+    app_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app_mod)
+    metric = _load(tmp_path)
+    x, p = _data(9)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "p.npy", p)
+    out = app_mod.compute(
+        metric,
+        str(tmp_path / "x.npy"),
+        str(tmp_path / "p.npy"),
+        0.3,
+        "centered_cosine",
+        "centered_cosine",
+    )
+    assert out == _expected(x, p, 0.3)
+    y = np.arange(len(x)) % 3
+    np.save(tmp_path / "y.npy", y)
+    out = app_mod.compute(
+        metric,
+        str(tmp_path / "x.npy"),
+        str(tmp_path / "y.npy"),
+        0.3,
+        "centered_cosine",
+        "centered_cosine",
+    )
+    assert out == _expected(x, y, 0.3, prior_kernel="label_graph")
+    assert "error" in app_mod.compute(metric, None, None, 0.1, "cosine", "cosine")
+    app = app_mod.build_app(metric)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as resp:
+            assert resp.status == 200 and b"task_prior" in resp.read()
+    finally:
+        app.close()
