@@ -4,7 +4,7 @@ Scores repo (``repo_id``), written in one commit; pushing again overwrites the s
 files (unchanged files are skipped, stale figures deleted)::
 
     README.md         dataset card: YAML metadata + the run summary (ranked tables)
-    results.json      the run's results document, byte for byte
+    results.json      the run's results document as the run folder holds it (redacted)
     scores.parquet    one row per model x prior x temperature (the ``scores`` records)
     figures/*.png     the run's figures
 
