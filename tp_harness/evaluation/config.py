@@ -36,6 +36,7 @@ from pydantic import (
 from ..core.kernels import NORMALIZATIONS, TEMPERATURE_SCALES, kernel_names
 from ..core.probes import probe_names
 
+
 def _suites_dir() -> Path:
     """The shipped suites: package data ``tp_harness/tasks`` in an installed wheel, else the
     checkout's top-level ``tasks/`` (the same files: pyproject maps one onto the other)."""

@@ -1,7 +1,8 @@
 """Hub access that fails at once: local cache first, one quick answer probe.
 
 ``huggingface_hub`` retries an unreachable endpoint for ~20 s, and an endpoint that
-accepts connections but never answers cost ~400 s (6 attempts of ~60 s); these helpers
+accepts connections but never answers cost ~400 s (6 attempts of ~60 s, as issue 16
+reported); these helpers
 instead check the local cache, then send the endpoint one HTTP request and wait at most
 :func:`hub_timeout` seconds (``TP_HARNESS_HUB_TIMEOUT``, default 10; the run's
 ``hub_timeout``) for its first byte, and raise :class:`HubUnavailableError` naming the

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluation.atomic import atomic_dir, atomic_write_text
+from ..evaluation.atomic import atomic_write_text
 from ..evaluation.results import JSON_FIELDS, RESULTS_FILE, Results, TaskSet, strict_json
 from . import plots
 from .redact import local_roots, redact
@@ -228,11 +228,6 @@ def tasks_dataset(
         description=json.dumps({"sampler": settings}), homepage="https://github.com/tp-harness"
     )
     return datasets.Dataset.from_dict(table, info=info)
-
-
-def save_dataset_atomically(ds: Any, path: Path) -> None:
-    """``save_to_disk`` into a temp folder, then swap it in place."""
-    atomic_dir(path, lambda tmp: ds.save_to_disk(str(tmp)))
 
 
 def _first_group(results: Results) -> tuple[str, float] | None:
