@@ -93,6 +93,7 @@ class Repo:
     repo_id: str
     private: bool
     commits: list[Commit] = field(default_factory=list)
+    sdk: str | None = None  # spaces only: the Hub requires one at creation
 
     @property
     def head(self) -> Commit:
@@ -350,10 +351,14 @@ class Handler(BaseHTTPRequestHandler):
         self._require_auth()
         repo_id = f"{payload.get('organization') or 'tester'}/{payload['name']}"
         repo_type = payload.get("type") or "model"
+        if repo_type == "space" and payload.get("sdk") not in ("gradio", "docker", "static"):
+            raise HubError(
+                400, "Invalid or missing sdk: a Space needs one of gradio, docker, static"
+            )
         private = bool(payload.get("private")) or payload.get("visibility") == "private"
         prefix = "" if repo_type == "model" else f"{repo_type}s/"
         url = f"{self.server.url}/{prefix}{repo_id}"
-        self.state.create(repo_type, repo_id, private, url)
+        self.state.create(repo_type, repo_id, private, url).sdk = payload.get("sdk")
         self._json({"url": url, "name": repo_id})
 
     def _api_repo(
@@ -420,6 +425,7 @@ class Handler(BaseHTTPRequestHandler):
             "lastModified": commit.date,
             "createdAt": repo.commits[0].date,
             "siblings": [{"rfilename": p} for p in sorted(commit.files)],
+            **({"sdk": repo.sdk} if repo.repo_type == "space" else {}),
         }
 
     @staticmethod

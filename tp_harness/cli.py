@@ -188,25 +188,124 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
-    """``tp-harness leaderboard RESULTS_DIR_OR_REPO [--port P] [--host H]``."""
-    from .publishing.leaderboard import SOURCE_ENV
+def _add_space_flags(p: argparse.ArgumentParser, title: str) -> None:
+    """The flags both deploy commands share."""
+    from .publishing.spaces import PIN_EXAMPLE
 
-    p = sub.add_parser("leaderboard", help="browse results in a local Gradio leaderboard")
     p.add_argument(
+        "--private", action="store_true", help="create the Space as private (default: public)"
+    )
+    p.add_argument(
+        "--requirement",
+        default=None,
+        metavar="PIP_REQUIREMENT",
+        help="the tp-harness line of the Space's requirements.txt, e.g. "
+        f"'{PIN_EXAMPLE}' (default: the VCS URL and commit this copy was installed from; "
+        "an error when it came from a local folder or wheel)",
+    )
+    p.add_argument("--title", default=None, help=f"the Space's title (default: {title})")
+    p.add_argument(
+        "--sdk-version",
+        default=None,
+        metavar="X.Y.Z",
+        help="gradio version the Space installs (default: the installed gradio 6.x, else the "
+        "version the shipped card names)",
+    )
+
+
+def _cmd_leaderboard_deploy(args: argparse.Namespace) -> int:
+    from .publishing.spaces import deploy_leaderboard, deploy_report
+
+    info = deploy_leaderboard(
+        args.repo_id,
+        args.source,
+        private=args.private,
+        requirement=args.requirement,
+        title=args.title,
+        sdk=args.sdk_version,
+    )
+    print(deploy_report(info))
+    return 0
+
+
+def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
+    """``tp-harness leaderboard [serve] SOURCE [--port P] [--host H]`` and
+    ``tp-harness leaderboard deploy ORG/NAME SOURCE``."""
+    from .publishing.leaderboard import SOURCE_ENV
+    from .publishing.spaces import LEADERBOARD_TITLE
+
+    p = sub.add_parser(
+        "leaderboard",
+        help="browse results in a local Gradio leaderboard, or deploy it as a Space",
+        description="`tp-harness leaderboard SOURCE` (short for `leaderboard serve SOURCE`) "
+        "serves the leaderboard locally; `tp-harness leaderboard deploy ORG/NAME SOURCE` "
+        "creates or updates a Gradio Space that shows it.",
+    )
+    verbs = p.add_subparsers(dest="verb", required=True)
+    serve = verbs.add_parser("serve", help="serve the leaderboard locally (the default verb)")
+    serve.add_argument(
         "source",
         metavar="RESULTS_DIR_OR_REPO",
         nargs="?",
         default=None,
         help=f"a run folder, a folder of runs, or a Hub dataset repo id (default: ${SOURCE_ENV})",
     )
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument(
+    serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    serve.add_argument(
         "--host",
         default="127.0.0.1",
-        help="interface to listen on (0.0.0.0 to share on the network)",
+        help="interface to listen on, 0.0.0.0 to share on the network (default: 127.0.0.1)",
     )
-    p.set_defaults(func=_cmd_leaderboard)
+    serve.set_defaults(func=_cmd_leaderboard)
+    deploy = verbs.add_parser(
+        "deploy",
+        help="create or update a Gradio Space showing SOURCE",
+        description="Upload the leaderboard app, its card and its install recipe to the "
+        "Space ORG/NAME. A local SOURCE's results.json files (redacted of local paths) go "
+        "into the Space; a Hub results repo is read by the Space when it starts. The token "
+        "comes from HF_TOKEN or `hf auth login`.",
+    )
+    deploy.add_argument("repo_id", metavar="ORG/NAME", help="the Space repo id")
+    deploy.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="a run folder, a folder of runs, or a Hub dataset repo id of results",
+    )
+    _add_space_flags(deploy, LEADERBOARD_TITLE)
+    deploy.set_defaults(func=_cmd_leaderboard_deploy)
+
+
+def _cmd_metric_deploy(args: argparse.Namespace) -> int:
+    from .publishing.spaces import deploy_metric, deploy_report
+
+    info = deploy_metric(
+        args.repo_id,
+        private=args.private,
+        requirement=args.requirement,
+        title=args.title,
+        sdk=args.sdk_version,
+    )
+    print(deploy_report(info))
+    print(f'load it with: evaluate.load("{args.repo_id}")')
+    return 0
+
+
+def _add_metric_parser(sub: argparse._SubParsersAction) -> None:
+    """``tp-harness metric deploy ORG/NAME``."""
+    p = sub.add_parser("metric", help="deploy the task_prior evaluate metric as a Space")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    deploy = verbs.add_parser(
+        "deploy",
+        help="create or update the metric Space ORG/NAME",
+        description="Upload the task_prior evaluate module (as NAME.py), its card, a Gradio "
+        'app and its install recipe to the Space ORG/NAME; `evaluate.load("ORG/NAME")` '
+        "then loads it. The token comes from HF_TOKEN or `hf auth login`.",
+    )
+    deploy.add_argument(
+        "repo_id", metavar="ORG/NAME", help="the Space repo id (NAME: a Python identifier)"
+    )
+    _add_space_flags(deploy, "the card's, Task Prior")
+    deploy.set_defaults(func=_cmd_metric_deploy)
 
 
 LISTS = ("suites", "models", "datasets", "kernels", "probes")
@@ -269,13 +368,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_parser(sub)
     _add_push_parser(sub)
     _add_leaderboard_parser(sub)
+    _add_metric_parser(sub)
     _add_list_parser(sub)
     return parser
 
 
+LEADERBOARD_VERBS = ("serve", "deploy", "-h", "--help")
+
+
+def _with_default_verb(argv: list[str]) -> list[str]:
+    """``leaderboard SOURCE`` reads as ``leaderboard serve SOURCE`` (the old spelling)."""
+    if argv[:1] == ["leaderboard"] and (len(argv) == 1 or argv[1] not in LEADERBOARD_VERBS):
+        return ["leaderboard", "serve", *argv[1:]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tp-harness`` script."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(
+        _with_default_verb(list(sys.argv[1:] if argv is None else argv))
+    )
     try:
         return int(args.func(args))
     except (ValueError, OSError, ImportError) as err:  # ImportError: a missing optional package

@@ -19,9 +19,21 @@ HERE = Path(__file__).resolve().parent
 KERNELS = ["centered_cosine", "cosine", "linear", "projection"]
 
 
+def metric_script(folder: Path = HERE) -> Path:
+    """The module script beside this file: ``task_prior.py`` here, ``NAME.py`` in a Space
+    that ``tp-harness metric deploy ORG/NAME`` wrote (evaluate loads ``NAME.py``)."""
+    scripts = sorted(p for p in folder.glob("*.py") if p.name != Path(__file__).name)
+    if len(scripts) != 1:
+        raise FileNotFoundError(
+            f"{folder} should hold exactly one metric script besides app.py; found "
+            f"{[p.name for p in scripts]}"
+        )
+    return scripts[0]
+
+
 def load_metric() -> Any:
     """The metric script beside this file (a Space's folder is not named task_prior)."""
-    return evaluate.load(str(HERE / "task_prior.py"))
+    return evaluate.load(str(metric_script()))
 
 
 def compute(
