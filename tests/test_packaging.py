@@ -24,8 +24,13 @@ def test_the_package_list_matches_the_tree() -> None:
         p.parent.relative_to(ROOT).as_posix().replace("/", ".")
         for p in (ROOT / "tp_harness").rglob("__init__.py")
     }
-    assert listed == tree | {"tp_harness.tasks"}
-    assert PYPROJECT["tool"]["setuptools"]["package-dir"]["tp_harness.tasks"] == "tasks"
+    shipped = {
+        "tp_harness.tasks": "tasks",
+        "tp_harness.spaces": "spaces",
+        "tp_harness.metrics": "metrics",
+    }
+    assert listed == tree | set(shipped)
+    assert PYPROJECT["tool"]["setuptools"]["package-dir"] == shipped
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +50,13 @@ def test_the_wheel_ships_every_suite(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     shipped = {Path(n).name for n in names if n.startswith("tp_harness/tasks/")}
     assert shipped == {p.name for p in (ROOT / "tasks").glob("*.yaml")}
+    for folder in ("spaces/leaderboard", "metrics/task_prior"):  # what the deploy commands upload
+        inside = {
+            n.removeprefix(f"tp_harness/{folder}/")
+            for n in names
+            if n.startswith(f"tp_harness/{folder}/")
+        }
+        assert inside == {p.name for p in (ROOT / folder).iterdir() if p.is_file()}, folder
 
 
 @pytest.mark.slow

@@ -178,7 +178,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         import gradio  # noqa: F401
     except ImportError:
         print(
-            "tp-harness leaderboard: gradio is not installed; pip install 'tp-harness[space]'",
+            "tp-harness leaderboard: gradio is not installed; "
+            "pip install 'gradio>=6,<7' (the [space] extra)",
             file=sys.stderr,
         )
         return 2

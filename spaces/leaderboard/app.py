@@ -27,7 +27,9 @@ def source() -> str | None:
         return default_source()
     if SPACE_FILE.is_file():
         recorded = str(json.loads(SPACE_FILE.read_text())["source"])
-        return str(HERE / recorded) if (HERE / recorded).exists() else recorded
+        if not (HERE / recorded).exists():
+            return recorded  # a Hub dataset repo id
+        return recorded if Path.cwd() == HERE else str(HERE / recorded)
     return None
 
 

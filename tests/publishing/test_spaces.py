@@ -500,6 +500,7 @@ def test_leaderboard_space_builds_and_serves(server: HubServer, tmp_path: Path) 
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
 
+    pip("-U", "pip")  # a Space's builder upgrades pip first (23.x rejects file:/// pins)
     pip("torch==2.13.0")  # what the CPU index line gives a Space; here from local disk
     pip(f"gradio=={meta['sdk_version']}")  # the Space builder's first step
     pip("-r", "requirements.txt")  # its second
