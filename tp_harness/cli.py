@@ -358,11 +358,19 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """The top-level parser: ``leaderboard SOURCE`` reads as ``leaderboard serve SOURCE``."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        argv = _with_default_verb(list(sys.argv[1:] if args is None else args))
+        return super().parse_known_args(argv, namespace)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``tp-harness`` parser with all subcommands."""
-    parser = argparse.ArgumentParser(
-        prog="tp-harness", description="Task-prior evaluation of representations."
-    )
+    parser = _Parser(prog="tp-harness", description="Task-prior evaluation of representations.")
     parser.add_argument("--version", action="version", version=f"tp-harness {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_evaluate_parser(sub)
@@ -386,9 +394,7 @@ def _with_default_verb(argv: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tp-harness`` script."""
-    args = build_parser().parse_args(
-        _with_default_verb(list(sys.argv[1:] if argv is None else argv))
-    )
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except (ValueError, OSError, ImportError) as err:  # ImportError: a missing optional package

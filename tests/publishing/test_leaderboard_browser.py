@@ -8,7 +8,6 @@ another binary. Screenshots are kept in each test's ``tmp_path``.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -17,34 +16,13 @@ from typing import Any
 
 import pytest
 
+from tests.publishing.browser import CHROMIUM_ARGS, TIMEOUT_MS, chromium
 from tests.publishing.runs import RANKED, write_run
 from tp_harness.publishing import leaderboard as lb
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # gradio's own table code calls pandas APIs that pandas 3 deprecates
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
-TIMEOUT_MS = 30_000
-
-
-def _chromium() -> str:
-    for candidate in (
-        os.environ.get("TP_CHROMIUM"),
-        "/usr/bin/chromium",
-        shutil.which("chromium"),
-        shutil.which("chromium-browser"),
-    ):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    pytest.skip("no Chromium binary (apt-get install chromium, or set TP_CHROMIUM)")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +53,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = _chromium()
+    executable = chromium()
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright not installed (pip install playwright)"
     )

@@ -460,9 +460,9 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 240
 def test_leaderboard_space_builds_and_serves(server: HubServer, tmp_path: Path) -> None:
     """The Space as the Hub builds it: gradio==sdk_version, then requirements.txt (the
     tp-harness line a git+file:// clone of this tree), then ``python app.py``."""
-    from tests.publishing.test_leaderboard_browser import CHROMIUM_ARGS, _chromium
+    from tests.publishing.browser import CHROMIUM_ARGS, chromium
 
-    chromium = _chromium()
+    executable = chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
     clone, sha = _tree_clone(tmp_path)
     pin = f"tp-harness @ git+file://{clone}@{sha}"
@@ -531,7 +531,7 @@ def test_leaderboard_space_builds_and_serves(server: HubServer, tmp_path: Path) 
         ).stdout
         assert str(env_dir) in where and str(ROOT) not in where
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.set_default_timeout(60_000)
             page.goto(url)
