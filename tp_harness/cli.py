@@ -320,10 +320,13 @@ def listing(what: str) -> list[str]:
         return suite_names()
     if what == "models":
         from .evaluation.embed.spec import BUNDLED_MODELS
-        from .evaluation.features import CLASSIC_PREFIXES
+        from .evaluation.features import CLASSICS
 
-        return [f"bundled:{m}" for m in sorted(BUNDLED_MODELS)] + [
-            f"{c}:dim=K" for c in CLASSIC_PREFIXES
+        return [
+            *(f"bundled:{m}" for m in sorted(BUNDLED_MODELS)),
+            *(c.example for c in CLASSICS.values()),
+            "file:PATH[:column=,tensor=,id_column=,name=]",
+            "dataset:ID[:column=,split=,config=,id_column=,name=]",
         ]
     if what == "datasets":
         from .evaluation.bundled import BUNDLED_DATASETS

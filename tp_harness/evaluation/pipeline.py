@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -239,19 +239,37 @@ def conventions(config: Config) -> dict[str, Any]:
     }
 
 
-def run(config: Config, *, ctx: DistContext | None = None, progress: bool = True) -> Results:
+def run(
+    config: Config,
+    *,
+    ctx: DistContext | None = None,
+    progress: bool = True,
+    encoders: Mapping[str, Any] | None = None,
+) -> Results:
     """Run a suite end to end and return its :class:`Results` (nothing is written).
+
+    ``encoders`` maps names to Python encoders (an object with ``encode(batch)``, a
+    callable on a batch of rows, or an :class:`~tp_harness.evaluation.encoders.Encoder`):
+    each is scored as a model under its name (after ``config.models``, or where
+    ``config.models`` lists the name) and may be named as a prior.
 
     On the main process the results hold the tasks, probes and baselines; on the
     other ranks ``results.is_main`` is False and only the scores are filled.
     """
+    from .encoders import as_encoders
     from .hub_access import timeout_set
 
+    checked = as_encoders(encoders)
+    if checked:
+        models = (*config.models, *(n for n in checked if n not in config.models))
+        config = config.replace(models=models)
     with timeout_set(config.hub_timeout):
-        return _run(config, ctx, progress)
+        return _run(config, ctx, progress, checked)
 
 
-def _run(config: Config, ctx: DistContext | None, progress: bool) -> Results:
+def _run(
+    config: Config, ctx: DistContext | None, progress: bool, encoders: dict[str, Any]
+) -> Results:
     from .data import load_data
 
     ctx = ctx or init_context(config.device, config.dist_timeout)
@@ -268,14 +286,16 @@ def _run(config: Config, ctx: DistContext | None, progress: bool) -> Results:
             seed=config.seed,
             missing_labels=config.missing_labels,
         )
-        preflight(config, data)
+        preflight(config, data, encoders)
     with timer.stage("embed"):
-        reps = representations.compute(config.models, data, config, ctx, progress=progress)
+        reps = representations.compute(
+            config.models, data, config, ctx, progress=progress, encoders=encoders
+        )
         extra = [
             p for p in config.priors if p not in (LABELS_PRIOR, SELF_PRIOR) and not reps.has(p)
         ]
         prior_reps = representations.compute(
-            extra, data, config, ctx, progress=progress, known=reps
+            extra, data, config, ctx, progress=progress, known=reps, encoders=encoders
         )
     priors = resolve_priors(config, reps, prior_reps, data.labels)
     with timer.stage("moments"):

@@ -11,7 +11,9 @@ import os
 from typing import Any
 
 from .config import Config
-from .features import is_classic_spec
+from .encoders import Encoder, check_encoder_modality
+from .features import classic_modality, is_classic_spec, parse_classic_spec
+from .precomputed import check_precomputed, is_precomputed_spec
 from .priors import LABELS_PRIOR, SELF_PRIOR
 
 #: Sampled tasks may take at most this fraction of the machine's memory.
@@ -19,10 +21,21 @@ TASK_MEMORY_FRACTION = 0.5
 _BYTES_PER_LABEL = 8 * 2  # int64 tasks + the probes' per-task working copy
 
 
-def spec_modality(entry: str, config: Config) -> str | None:
-    """``"text"`` or ``"image"``: the input a spec embeds (None when it names no model)."""
+def spec_modality(
+    entry: str, config: Config, encoders: dict[str, Encoder] | None = None
+) -> str | None:
+    """``"text"`` or ``"image"``: the input a spec embeds (None when any fits: a
+    precomputed file, an encoder that declares none)."""
+    if encoders and entry in encoders:
+        return encoders[entry].modality
+    if is_precomputed_spec(entry):
+        check_precomputed(entry)
+        return None
     if is_classic_spec(entry):
-        return "text"
+        kind, opts = parse_classic_spec(entry)
+        if kind == "random-projection" and not is_classic_spec(str(opts["of"])):
+            return spec_modality(str(opts["of"]), config, encoders)
+        return classic_modality(entry)
     from .embed import resolve_model
     from .representations import _model_spec
 
@@ -30,9 +43,11 @@ def spec_modality(entry: str, config: Config) -> str | None:
     return "image" if resolved.kind == "image" else "text"
 
 
-def check_modalities(config: Config, data: Any) -> None:
+def check_modalities(config: Config, data: Any, encoders: dict[str, Encoder] | None = None) -> None:
     """Raise ``ValueError`` naming the first model or prior spec whose input is not the
-    dataset's (a text model on an image dataset failed only after the others embedded)."""
+    dataset's (a text model on an image dataset failed only after the others embedded).
+    Every kind of spec is checked: models, baselines (``random-projection`` by its
+    ``of=``), precomputed files (they exist, their options parse) and encoders."""
     column = data.image_column if data.modality == "image" else data.text_column
     priors = [
         p for p in config.priors if p not in (LABELS_PRIOR, SELF_PRIOR) and p not in config.models
@@ -40,10 +55,10 @@ def check_modalities(config: Config, data: Any) -> None:
     for role, entries in (("model", config.models), ("prior", priors)):
         for entry in entries:
             try:
-                kind = spec_modality(entry, config)
+                kind = spec_modality(entry, config, encoders)
             except (ValueError, FileNotFoundError, OSError):
-                if role == "prior":  # may name a representation computed by a model spec
-                    continue
+                if role == "prior" and not is_precomputed_spec(entry) and ":" not in entry:
+                    continue  # may name a representation a model spec computes
                 raise
             if kind is not None and kind != data.modality:
                 raise ValueError(
@@ -89,9 +104,11 @@ def check_task_memory(config: Config, n: int, memory: int | None = None) -> None
     )
 
 
-def preflight(config: Config, data: Any) -> None:
+def preflight(config: Config, data: Any, encoders: dict[str, Encoder] | None = None) -> None:
     """Every check that needs the data but no embedding."""
     if not config.models:
         raise ValueError("config.models is empty: pass at least one model spec.")
     check_task_memory(config, len(data.example_ids))
-    check_modalities(config, data)
+    for name, enc in (encoders or {}).items():
+        check_encoder_modality(name, enc, data)
+    check_modalities(config, data, encoders)

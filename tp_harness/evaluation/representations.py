@@ -1,5 +1,7 @@
-"""From spec strings to named (n, d) arrays: Hub/local/bundled models through the
-embedding cache (shards split over ranks), and classical features (TF-IDF/LSA).
+"""From spec strings to named (n, d) arrays: Hub/local/bundled models and Python encoders
+through the embedding cache (shards split over ranks), precomputed files
+(``file:``/``dataset:``) and the baselines (``tfidf-lsa``, ``pixels``, ``pixels-pca``,
+``random-projection``).
 
 A spec may end in ``@layerK`` to select one layer (``bundled:minilm@layer3``); an
 entry equal to an already computed representation name is used as is.
@@ -13,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from .distributed import DistContext, split_evenly
-from .features import classic_features, is_classic_spec
+from .encoders import Encoder, encode_rows, encoder_info, encoder_key_fields
+from .features import classic_features, is_classic_spec, parse_classic_spec, random_projection
+from .precomputed import is_precomputed_spec, load_precomputed
 
 
 @dataclass
@@ -98,6 +102,79 @@ def _identity(resolved: Any) -> tuple:
     )
 
 
+def _encode_distributed(
+    name: str, enc: Encoder, data: Any, ctx: DistContext, cache: Any, progress: bool
+) -> np.ndarray:
+    """A Python encoder's embedding, shards split over ranks like a model's."""
+    fields, n = encoder_key_fields(name, enc, data), len(data.dataset)
+    missing: list[int] = ctx.broadcast_object(
+        cache.missing_shards(fields, n) if ctx.is_main else []
+    )
+    mine = split_evenly(missing, ctx.rank, ctx.world_size)
+    if mine:
+        cache.compute_missing(
+            fields,
+            n,
+            lambda rows: {"final": encode_rows(name, enc, data, rows)},
+            shards=mine,
+            progress=progress and ctx.is_main,
+        )
+    ctx.barrier()
+    return np.asarray(cache.load(fields, n)["final"])
+
+
+class _Inputs:
+    """The dataset's texts or decoded images, read once when a baseline needs them."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self._texts: list[str] | None = None
+        self._images: list[Any] | None = None
+
+    @property
+    def texts(self) -> list[str] | None:
+        if self._texts is None and self.data.text_column is not None:
+            self._texts = list(self.data.dataset[self.data.text_column])
+        return self._texts
+
+    @property
+    def images(self) -> list[Any] | None:
+        if self._images is None and self.data.image_column is not None:
+            self._images = list(self.data.dataset[self.data.image_column])
+        return self._images
+
+
+def _baseline(
+    entry: str,
+    data: Any,
+    config: Any,
+    ctx: DistContext,
+    inputs: _Inputs,
+    reps: Representations,
+    known: Representations | None,
+    encoders: dict[str, Encoder],
+    progress: bool,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """(features, extra info) of a baseline; ``random-projection`` embeds its ``of=``."""
+    kind, opts = parse_classic_spec(entry)
+    if kind != "random-projection":
+        images = inputs.images if data.modality == "image" else None
+        x = classic_features(entry, inputs.texts, seed=config.seed, images=images)
+        return x, {}
+    of = str(opts["of"])
+    if reps.has(of) or (known is not None and known.has(of)):
+        base_name, base = reps.lookup(of, fallback=known)
+    else:
+        merged = Representations(
+            {**(known.arrays if known else {}), **reps.arrays},
+            by_identity={**(known.by_identity if known else {}), **reps.by_identity},
+        )
+        sub = compute([of], data, config, ctx, progress=progress, known=merged, encoders=encoders)
+        base_name, base = sub.lookup(of)
+    seed = int(opts.get("seed", config.seed))
+    return random_projection(base, int(opts["dim"]), seed=seed), {"of": base_name, "seed": seed}
+
+
 def compute(
     entries: Any,
     data: Any,
@@ -106,22 +183,38 @@ def compute(
     *,
     progress: bool = True,
     known: Representations | None = None,
+    encoders: dict[str, Encoder] | None = None,
 ) -> Representations:
     """Representations for every spec string in ``entries`` (deduplicated, in order).
 
     A model whose final embedding is already in ``known`` (same weights, pooling,
-    dtype, ...) is not embedded again: the entry points at the known array.
+    dtype, ...) is not embedded again: the entry points at the known array. An entry that
+    names one of ``encoders`` is embedded by it. Precomputed files are read (and aligned)
+    first, so a file that does not fit the dataset fails before any model is embedded.
     """
     from .embed import EmbeddingCache, resolve_model
 
+    encoders = encoders or {}
     reps = Representations()
     cache = EmbeddingCache(config.cache_dir, shard_size=config.shard_size)
-    texts = None
-    for entry in dict.fromkeys(entries):
+    inputs = _Inputs(data)
+    entries = list(dict.fromkeys(entries))
+    files = {e: load_precomputed(e, data) for e in entries if is_precomputed_spec(e)}
+    for entry in entries:
+        if entry in encoders:
+            x = _encode_distributed(entry, encoders[entry], data, ctx, cache, progress)
+            reps.arrays[entry] = x
+            reps.by_entry[entry] = entry
+            reps.info.append(encoder_info(entry, encoders[entry], int(x.shape[1]), data.modality))
+            continue
+        if entry in files:
+            arrays, info, name = files[entry]
+            reps.arrays.update(arrays)
+            reps.by_entry[entry] = name
+            reps.info.append({**info, "modality": data.modality})
+            continue
         if is_classic_spec(entry):
-            if texts is None and data.text_column is not None:
-                texts = list(data.dataset[data.text_column])
-            x = classic_features(entry, texts, seed=config.seed)
+            x, extra = _baseline(entry, data, config, ctx, inputs, reps, known, encoders, progress)
             name = entry
             reps.arrays[name] = x
             reps.by_entry[entry] = name
@@ -133,6 +226,8 @@ def compute(
                     "kind": "classic",
                     "pooling": "n/a",
                     "dim": int(x.shape[1]),
+                    "modality": data.modality,
+                    **extra,
                 }
             )
             continue
