@@ -70,8 +70,10 @@ def _forward_image(loaded: LoadedModel, images: list[Any]) -> Features:
     enc = loaded.preprocessor(images=[_to_image(x, channels) for x in images], return_tensors="pt")
     dtype = next(loaded.model.parameters()).dtype
     pixels = enc["pixel_values"].to(loaded.device, dtype=dtype)  # (B, C, H, W)
-    out = loaded.model(pixel_values=pixels, output_hidden_states=bool(res.layers))
     prefix = res.num_prefix_tokens
+    if res.pooling == "projected":
+        return _forward_projected(loaded, pixels)
+    out = loaded.model(pixel_values=pixels, output_hidden_states=bool(res.layers))
     final = pooler_output(out) if res.pooling == "pooler" else None
     if final is None:
         pooling = "mean" if res.pooling == "pooler" else res.pooling
@@ -79,6 +81,27 @@ def _forward_image(loaded: LoadedModel, images: list[Any]) -> Features:
     feats = {"final": final}
     for i in res.layers:
         feats[f"layer{i}"] = pool_vision(out.hidden_states[i], res.pooling, prefix)
+    return feats
+
+
+def _forward_projected(loaded: LoadedModel, pixels: torch.Tensor) -> Features:
+    """A dual encoder's image embedding (``get_image_features``: the tower's pooled output
+    through its projection) and, per layer, the tower's tokens (CLS when it has one, else
+    the patch mean)."""
+    res, model = loaded.resolved, loaded.model
+    out = model.get_image_features(pixel_values=pixels, output_hidden_states=bool(res.layers))
+    hidden = getattr(out, "hidden_states", None)
+    if isinstance(out, torch.Tensor):  # older transformers return the embedding alone
+        final = out
+        if res.layers:
+            hidden = model.vision_model(pixel_values=pixels, output_hidden_states=True)
+            hidden = hidden.hidden_states
+    else:
+        final = out.pooler_output
+    feats = {"final": final.reshape(final.shape[0], -1).float()}
+    tokens = "cls" if res.num_prefix_tokens > 0 else "mean"
+    for i in res.layers:
+        feats[f"layer{i}"] = pool_vision(hidden[i], tokens, res.num_prefix_tokens)
     return feats
 
 

