@@ -344,3 +344,66 @@ def test_spec_grammar_of_files() -> None:
     assert (spec.source, spec.location, spec.layer) == ("dataset", "org/emb", 2)
     assert spec.options == {"column": "vec", "split": "test", "name": "mine"}
     assert spec.base_name == "mine"
+
+
+ENCODER_SCRIPT = """
+import json, os, sys
+import numpy as np
+from tp_harness.evaluation.config import Config
+from tp_harness.evaluation.encoders import Encoder
+from tp_harness.evaluation.pipeline import run
+
+out, cache = sys.argv[1], sys.argv[2]
+rank = os.environ.get("RANK", "0")
+
+
+class Lengths:
+    def encode(self, texts):
+        with open(f"{out}/rows-{rank}.txt", "a") as f:
+            f.write(f"{len(texts)}\\n")  # texts may hold newlines: count them
+        return np.array([[len(t), t.count(" "), t.count("e")] for t in texts], dtype=np.float32)
+
+
+cfg = Config(models=("tfidf-lsa:dim=4",), priors=("labels",), dataset="bundled:drug_reviews",
+             num_examples=64, num_tasks=4, num_classes=(2,), probes=("ridge",),
+             temperatures=(0.1,), cache_dir=cache, output_dir=out, bootstrap=10, shard_size=8)
+res = run(cfg, progress=False, encoders={"len": Encoder(Lengths(), batch_size=5)})
+if res.is_main:
+    print(json.dumps({s["model"]: s["mean"] for s in res.scores}))
+"""
+
+
+@pytest.mark.slow
+def test_encoders_split_their_shards_over_processes(tmp_path: Path) -> None:
+    """Under ``accelerate launch`` with 2 CPU processes each rank encodes its share of the
+    cache shards (disjoint, together every row) and the scores equal one process."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.launch import ACCELERATE_TWO
+
+    script = tmp_path / "enc.py"
+    script.write_text(ENCODER_SCRIPT)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    got = {}
+    for procs in (1, 2):
+        out = tmp_path / f"p{procs}"
+        out.mkdir()
+        launch = ACCELERATE_TWO if procs == 2 else [sys.executable]
+        proc = subprocess.run(
+            [*launch, str(script), str(out), str(tmp_path / f"cache{procs}")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        got[procs] = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows = {p.name: sum(map(int, p.read_text().split())) for p in out.glob("rows-*.txt")}
+        assert sum(rows.values()) == 64  # every row encoded once
+        if procs == 2:
+            assert sorted(rows) == ["rows-0.txt", "rows-1.txt"]
+            assert all(rows.values())  # both ranks worked
+    assert got[1]["len"] == pytest.approx(got[2]["len"], rel=1e-5)
