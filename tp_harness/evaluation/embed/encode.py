@@ -8,7 +8,7 @@ pass per batch gives the final embedding and all requested layers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -88,9 +88,9 @@ def _forward_projected(loaded: LoadedModel, pixels: torch.Tensor) -> Features:
     """A dual encoder's image embedding (``get_image_features``: the tower's pooled output
     through its projection) and, per layer, the tower's tokens (CLS when it has one, else
     the patch mean)."""
-    res, model = loaded.resolved, loaded.model
+    res, model = loaded.resolved, cast(Any, loaded.model)
     out = model.get_image_features(pixel_values=pixels, output_hidden_states=bool(res.layers))
-    hidden = getattr(out, "hidden_states", None)
+    hidden: Any = getattr(out, "hidden_states", None)
     if isinstance(out, torch.Tensor):  # older transformers return the embedding alone
         final = out
         if res.layers:
