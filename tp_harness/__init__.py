@@ -15,6 +15,7 @@ from typing import Any
 
 from .core import kernels
 from .core.kernels import Kernel, build_kernel, build_kernels, kernel_names
+from .core.loss import TaskPriorLoss, task_prior_loss
 from .core.moments import MomentResult, task_prior_moments
 from .core.probes import ProbeResult, probe_tasks
 from .core.sampling import sample_tasks, sample_tasks_with_info
@@ -44,6 +45,7 @@ __all__ = [
     "MomentResult",
     "ProbeResult",
     "Results",
+    "TaskPriorLoss",
     "__version__",
     "build_kernel",
     "build_kernels",
@@ -54,5 +56,6 @@ __all__ = [
     "run",
     "sample_tasks",
     "sample_tasks_with_info",
+    "task_prior_loss",
     "task_prior_moments",
 ]

@@ -380,7 +380,11 @@ def test_vision_layers_all(tiny_vision_dir: Path, image_data: DataBundle) -> Non
     assert all(v.shape == (len(image_data), 32) for v in out.values())
 
 
-def test_clip_uses_vision_tower_pooler(tmp_path: Path, image_data: DataBundle) -> None:
+def test_clip_pooling_pooler_is_the_vision_tower_pooler(
+    tmp_path: Path, image_data: DataBundle
+) -> None:
+    """``pooling=pooler`` takes the tower's pooled output; the default is now the projected
+    image embedding (issue 18 item 6, tests/evaluation/test_dual_encoders.py)."""
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
 
     torch.manual_seed(3)
@@ -400,7 +404,8 @@ def test_clip_uses_vision_tower_pooler(tmp_path: Path, image_data: DataBundle) -
     model.save_pretrained(tmp_path)
     proc = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     proc.save_pretrained(tmp_path)
-    res = resolve_model(ModelSpec(str(tmp_path), layers=[-1], name="clip"))
+    assert resolve_model(ModelSpec(str(tmp_path))).pooling == "projected"
+    res = resolve_model(ModelSpec(str(tmp_path), layers=[-1], name="clip", pooling="pooler"))
     assert (res.kind, res.pooling, res.num_layers, res.layers) == ("image", "pooler", 2, [2])
     out = embed(res, image_data)
     images = [im.convert("RGB") for im in image_data.dataset["image"]]

@@ -197,9 +197,9 @@ def projection(x: torch.Tensor) -> torch.Tensor:
     """
     xc = x.double() - x.double().mean(dim=0, keepdim=True)
     u, s, _ = torch.linalg.svd(xc, full_matrices=False)
-    if s.numel() == 0 or float(s[0]) == 0.0:
+    if s.numel() == 0 or float(s[0].detach()) == 0.0:
         return u[:, :0].to(x.dtype)
-    tol = float(s[0]) * max(xc.shape) * torch.finfo(torch.float64).eps
+    tol = float(s[0].detach()) * max(xc.shape) * torch.finfo(torch.float64).eps
     return u[:, s > tol].to(x.dtype)
 
 
