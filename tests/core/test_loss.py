@@ -131,10 +131,8 @@ def test_weighted_prior_and_float32(data: dict[str, np.ndarray]) -> None:
     loss = task_prior_loss(x64, prior, 0.3, **kw)  # type: ignore[arg-type]
     (g,) = torch.autograd.grad(loss, x64)
     xr = torch.tensor(data["x"], requires_grad=True)
-    k = sum(
-        wi * (kk / torch.sqrt((kk * kk).sum()))
-        for wi, kk in zip(w, [ref_prior(p, kn, None) for p, kn in zip(prior, kernels)], strict=True)
-    )
+    parts = [ref_prior(p, kn, None) for p, kn in zip(prior, kernels, strict=True)]
+    k = sum(wi * (kk / torch.sqrt((kk * kk).sum())) for wi, kk in zip(w, parts, strict=True))
     # frobenius with a sum normalises each part, then weights them (no second normalisation)
     want = ref_loss(xr, k, 0.3, 1.0, "centered_cosine", "frobenius", prior_done=True)
     (gr,) = torch.autograd.grad(want, xr)
@@ -247,3 +245,15 @@ def test_backward_holds_no_n_by_n_buffer() -> None:
         loss = task_prior_loss(x, p, 0.5, block_size=256)
     loss.backward()
     assert saved and all(math.prod(s) <= n * 8 for s in saved), saved
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu(data: dict[str, np.ndarray]) -> None:
+    x = torch.tensor(data["x"], dtype=torch.float32, requires_grad=True)
+    xc = x.detach().cuda().requires_grad_(True)
+    lc = task_prior_loss(x, data["p"], 0.3, block_size=64)
+    lg = task_prior_loss(xc, torch.tensor(data["p"]).cuda(), 0.3, block_size=64)
+    (gc,) = torch.autograd.grad(lc, x)
+    (gg,) = torch.autograd.grad(lg, xc)
+    assert float(lg) == pytest.approx(float(lc), rel=1e-5)
+    torch.testing.assert_close(gg.cpu(), gc, rtol=1e-3, atol=1e-6)
