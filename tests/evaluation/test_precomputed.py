@@ -407,3 +407,20 @@ def test_encoders_split_their_shards_over_processes(tmp_path: Path) -> None:
             assert sorted(rows) == ["rows-0.txt", "rows-1.txt"]
             assert all(rows.values())  # both ranks worked
     assert got[1]["len"] == pytest.approx(got[2]["len"], rel=1e-5)
+
+
+def test_small_n_lsa_is_exact() -> None:
+    """Issue 20: up to EXACT_LSA_MAX_N texts tfidf-lsa is the exact top-k SVD (U_k S_k),
+    equal to numpy's full SVD of the TF-IDF matrix up to each component's sign."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from tp_harness.evaluation.features import tfidf_lsa
+
+    texts = [str(t) for t in load_data("bundled:drug_reviews", num_examples=150).dataset["review"]]
+    got = tfidf_lsa(texts, dim=12)
+    x = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1).fit_transform(texts)
+    u, s, _ = np.linalg.svd(x.toarray(), full_matrices=False)
+    want = u[:, :12] * s[:12]
+    signs = np.sign((got * want).sum(axis=0))
+    np.testing.assert_allclose(got, want * signs, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(tfidf_lsa(texts, dim=12), got)  # deterministic

@@ -32,6 +32,60 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return pearson(_rank(x), _rank(y))
 
 
+#: Bootstrap rows per chunk are capped so that a chunk's (rows, m, m) comparisons stay
+#: below this many elements.
+_CHUNK_ELEMENTS = 4_000_000
+
+
+def _chunks(num_rows: int, m: int) -> list[slice]:
+    step = max(1, _CHUNK_ELEMENTS // max(1, m * m))
+    return [slice(a, min(a + step, num_rows)) for a in range(0, num_rows, step)]
+
+
+def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each row pair of (B, m) arrays -> (B,); NaN where a row is constant."""
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
+    num = (xc * yc).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def rank_rows(a: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank) of each row of (B, m) -> (B, m) float64,
+    as :func:`_rank` row by row."""
+    out = np.empty(a.shape, dtype=np.float64)
+    for sl in _chunks(a.shape[0], a.shape[1]):
+        block = a[sl]
+        less = (block[:, None, :] < block[:, :, None]).sum(axis=2)
+        equal = (block[:, None, :] == block[:, :, None]).sum(axis=2)
+        out[sl] = less + (equal + 1) / 2.0
+    return out
+
+
+def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall tau-b of each row pair of (B, m) arrays -> (B,), as :func:`kendall_tau`."""
+    out = np.empty(x.shape[0], dtype=np.float64)
+    iu = np.triu_indices(x.shape[1], k=1)
+    for sl in _chunks(x.shape[0], x.shape[1]):
+        sx = np.sign(x[sl][:, :, None] - x[sl][:, None, :])[:, iu[0], iu[1]]
+        sy = np.sign(y[sl][:, :, None] - y[sl][:, None, :])[:, iu[0], iu[1]]
+        den = np.sqrt((sx != 0).sum(axis=1).astype(np.float64) * (sy != 0).sum(axis=1))
+        num = (sx * sy).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[sl] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return out
+
+
+def _percentile_ci(vals: np.ndarray, level: float) -> list[float]:
+    vals = vals[np.isfinite(vals)]
+    if not len(vals):
+        return [float("nan")] * 2
+    alpha = (1 - level) / 2
+    return [float(np.quantile(vals, alpha)), float(np.quantile(vals, 1 - alpha))]
+
+
 def correlation_with_ci(
     x: np.ndarray, y: np.ndarray, *, num_bootstrap: int = 1000, seed: int = 0, level: float = 0.95
 ) -> dict[str, float | int | list[float]]:
@@ -55,15 +109,9 @@ def correlation_with_ci(
     out["pearson"], out["spearman"] = pearson(x, y), spearman(x, y)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(x), size=(num_bootstrap, len(x)))
-    alpha = (1 - level) / 2
-    for name, fn in (("pearson", pearson), ("spearman", spearman)):
-        vals = np.array([fn(x[i], y[i]) for i in idx])
-        vals = vals[np.isfinite(vals)]
-        if len(vals):
-            out[f"{name}_ci"] = [
-                float(np.quantile(vals, alpha)),
-                float(np.quantile(vals, 1 - alpha)),
-            ]
+    xs, ys = x[idx], y[idx]  # (B, m) resamples, all at once
+    out["pearson_ci"] = _percentile_ci(pearson_rows(xs, ys), level)
+    out["spearman_ci"] = _percentile_ci(pearson_rows(rank_rows(xs), rank_rows(ys)), level)
     return out
 
 
@@ -93,11 +141,7 @@ def kendall_tau_with_ci(
     ci = [float("nan")] * 2
     if len(x) >= 3:
         idx = np.random.default_rng(seed).integers(0, len(x), size=(num_bootstrap, len(x)))
-        vals = np.array([kendall_tau(x[i], y[i]) for i in idx])
-        vals = vals[np.isfinite(vals)]
-        if len(vals):
-            alpha = (1 - level) / 2
-            ci = [float(np.quantile(vals, alpha)), float(np.quantile(vals, 1 - alpha))]
+        ci = _percentile_ci(kendall_rows(x[idx], y[idx]), level)
     return {"n": len(x), "kendall_tau": tau, "kendall_tau_ci": ci}
 
 

@@ -106,10 +106,24 @@ def classic_modality(spec: str) -> str | None:
 # --------------------------------------------------------------------------- math
 
 
+#: Up to this many texts LSA is exact: the top-k eigenpairs of the n x n Gram matrix.
+EXACT_LSA_MAX_N = 2048
+
+
+def _fix_signs(scores: np.ndarray) -> np.ndarray:
+    """Each column's largest-magnitude entry made positive (a deterministic sign)."""
+    pivot = np.abs(scores).argmax(axis=0)
+    signs = np.sign(scores[pivot, np.arange(scores.shape[1])])
+    signs[signs == 0] = 1.0
+    return scores * signs
+
+
 def tfidf_lsa(texts: Sequence[str], dim: int = 128, seed: int = 0) -> np.ndarray:
     """TF-IDF (sublinear tf, unigrams+bigrams) then truncated SVD (LSA). Returns (n, k) float32.
 
-    ``k = min(dim, vocabulary size - 1, n - 1)``; deterministic for a given ``seed``.
+    ``k = min(dim, vocabulary size - 1, n - 1)``. Up to :data:`EXACT_LSA_MAX_N` texts the
+    SVD is exact (``U_k Σ_k`` from the float64 ``eigh`` of the n x n Gram matrix, signs
+    fixed); above, scikit-learn's randomised ``TruncatedSVD`` (deterministic for ``seed``).
     """
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -118,6 +132,12 @@ def tfidf_lsa(texts: Sequence[str], dim: int = 128, seed: int = 0) -> np.ndarray
         raise ValueError("tfidf-lsa needs at least 2 texts.")
     tfidf = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1).fit_transform(texts)
     k = max(1, min(dim, tfidf.shape[1] - 1, len(texts) - 1))
+    if len(texts) <= EXACT_LSA_MAX_N:
+        gram = np.asarray((tfidf @ tfidf.T).todense(), dtype=np.float64)
+        vals, vecs = np.linalg.eigh(gram)
+        top = vals[::-1][:k].clip(min=0.0)
+        scores = vecs[:, ::-1][:, :k] * np.sqrt(top)
+        return np.asarray(_fix_signs(scores), dtype=np.float32)
     svd = TruncatedSVD(
         n_components=k, algorithm="arpack" if k < 50 else "randomized", random_state=seed
     )
@@ -165,10 +185,7 @@ def exact_pca(x: np.ndarray, dim: int) -> np.ndarray:
         vals, vecs = np.linalg.eigh(xc @ xc.T)
         top = vals[::-1][:k].clip(min=0.0)
         scores = vecs[:, ::-1][:, :k] * np.sqrt(top)
-    pivot = np.abs(scores).argmax(axis=0)
-    signs = np.sign(scores[pivot, np.arange(k)])
-    signs[signs == 0] = 1.0
-    return np.asarray(scores * signs, dtype=np.float32)
+    return np.asarray(_fix_signs(scores), dtype=np.float32)
 
 
 def classic_features(
