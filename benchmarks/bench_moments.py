@@ -7,6 +7,7 @@ the ratio to this machine's fp32 matmul rate measured in the same run.
     python benchmarks/bench_moments.py                 # CPU: 4k/8k/16k both, 50k/100k ours
     python benchmarks/bench_moments.py --device cuda   # the same on a GPU
     python benchmarks/bench_moments.py --interval-cost # CI blocks vs no CIs, same process
+    python benchmarks/bench_moments.py --epilogue      # compiled vs torch tile epilogue
 """
 
 from __future__ import annotations
@@ -130,6 +131,73 @@ def interval_cost(n: int, device_name: str, repeats: int = 5) -> dict[str, float
     return best
 
 
+#: (d = r, models, temperatures) rows of ``--epilogue``.
+EPILOGUE_CASES = ((64, 1, 1), (128, 1, 1), (384, 1, 1), (768, 1, 1), (384, 8, 3))
+
+
+def epilogue_one(n: int, d: int, m: int, t: int, repeats: int = 3) -> dict[str, float]:
+    """Body of one ``--epilogue`` subprocess: best-of-``repeats`` seconds of the exact pass
+    (default jackknife blocks) for ``m`` models x ``t`` temperatures, and of the tile
+    products alone (the GEMM bound: prior tile + ``m`` model tiles per tile)."""
+    from tp_harness import task_prior_moments
+    from tp_harness.core.kernels import centered_cosine
+    from tp_harness.core.moments import tile_plan
+
+    g = torch.Generator().manual_seed(d)
+    p = torch.randn(n, d, generator=g) + 0.5
+    models = {f"m{i}": torch.randn(n, d, generator=g) + 0.2 * p for i in range(m)}
+    temps = [10.0 ** (-1 + i) for i in range(t)]
+    task_prior_moments({"w": p[:256]}, p[:256], temps)  # compile/warm outside the timing
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = task_prior_moments(models, p, temps)
+        best = min(best, time.perf_counter() - t0)
+    zs = [centered_cosine(x) for x in models.values()]
+    zp = centered_cosine(p)
+    gemm = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for tile in tile_plan(n, 1024, symmetric=True):
+            zp[tile.rows] @ zp[tile.cols].T
+            for z in zs:
+                z[tile.rows] @ z[tile.cols].T
+        gemm = min(gemm, time.perf_counter() - t0)
+    first = r["m0"][temps[0]]  # type: ignore[index]
+    return {"seconds": best, "gemm_seconds": gemm, "mean": first.mean, "variance": first.variance}
+
+
+def _spawn_epilogue(n: int, d: int, m: int, t: int, torch_path: bool) -> dict[str, float]:
+    import os
+
+    env = {**os.environ, **({"TP_HARNESS_NO_JIT": "1"} if torch_path else {})}
+    cmd = [sys.executable, __file__, "--epilogue-child", str(n), str(d), str(m), str(t)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr[-2000:])
+    return dict(json.loads(res.stdout.strip().splitlines()[-1]))
+
+
+def epilogue_table(n: int) -> None:
+    """Compiled (numba) vs torch epilogue, one subprocess each, same inputs."""
+    print(f"n = {n}, CPU, {torch.get_num_threads()} threads, exact pass with 20 jackknife blocks\n")
+    print(
+        "| d = r | models x T | GEMM bound s | torch s | torch % of bound | compiled s "
+        "| compiled % of bound | speed-up | rel. diff mean |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for d, m, t in EPILOGUE_CASES:
+        a = _spawn_epilogue(n, d, m, t, torch_path=True)
+        b = _spawn_epilogue(n, d, m, t, torch_path=False)
+        bound = min(a["gemm_seconds"], b["gemm_seconds"])
+        rel = abs(a["mean"] - b["mean"]) / abs(a["mean"])
+        print(
+            f"| {d} | {m} x {t} | {bound:.2f} | {a['seconds']:.2f} | "
+            f"{100 * bound / a['seconds']:.0f}% | {b['seconds']:.2f} | "
+            f"{100 * bound / b['seconds']:.0f}% | {a['seconds'] / b['seconds']:.2f}x | {rel:.1e} |"
+        )
+
+
 def _spawn(impl: str, n: int, device: str, block: int | None) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--child", impl, "--n", str(n), "--device", device]
     if block:
@@ -148,12 +216,21 @@ def main() -> None:
     ap.add_argument("--block-size", type=int, default=None)
     ap.add_argument("--child", choices=["dense", "ours"], default=None)
     ap.add_argument("--n", type=int, default=0)
+    ap.add_argument("--epilogue", action="store_true", help="compiled vs torch tile epilogue")
+    ap.add_argument("--epilogue-n", type=int, default=16384)
+    ap.add_argument("--epilogue-child", type=int, nargs=4, default=None, help=argparse.SUPPRESS)
     ap.add_argument(
         "--interval-cost",
         action="store_true",
         help="time the pass with and without jackknife blocks at --compare sizes",
     )
     args = ap.parse_args()
+    if args.epilogue_child:
+        print(json.dumps(epilogue_one(*args.epilogue_child)))
+        return
+    if args.epilogue:
+        epilogue_table(args.epilogue_n)
+        return
     if args.interval_cost:
         print("| n | no intervals s | 20 jackknife blocks s | cost |\n|---|---|---|---|")
         for n in args.compare:

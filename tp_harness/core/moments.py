@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
 import torch
 
 from .checks import (
@@ -201,19 +202,30 @@ def moment_sums(
     blocks cost no extra products and the tiles keep their size. This is what the block
     jackknife resamples.
     """
-    inv_t = torch.tensor(
-        inverse_temperatures(temperatures, prior.dtype), dtype=prior.dtype, device=prior.device
-    )
+    inv_list = inverse_temperatures(temperatures, prior.dtype)
+    inv_t = torch.tensor(inv_list, dtype=prior.dtype, device=prior.device)
     shape = (len(models), len(temperatures), 2, *((num_blocks, num_blocks) if num_blocks else ()))
     total = torch.zeros(shape, dtype=torch.float64, device=inv_t.device)
+    fused = _use_fused(models, prior)
+    buffers = _TileBuffers(len(models), prior.dtype, prior.device)
     for tile in tiles:
         k = prior.tile(tile.rows, tile.cols)
-        ms = torch.stack([m.tile(tile.rows, tile.cols) for m in models])
-        if not num_blocks:
+        ms = buffers.model_tiles(models, tile.rows, tile.cols)
+        if fused:
+            rows = _segments(tile.rows, block_edge) if num_blocks else [(0, _len(tile.rows), 0)]
+            cols = _segments(tile.cols, block_edge) if num_blocks else [(0, _len(tile.cols), 0)]
+            sums = _fused_block_sums(k, ms, inv_list, rows, cols)
+        elif not num_blocks:
             total += tile.weight * _tile_sums(k, ms, inv_t)
+            if progress is not None:
+                progress(1)
+            continue
         else:
             rows, cols = _segments(tile.rows, block_edge), _segments(tile.cols, block_edge)
             sums = _tile_block_sums(k, ms, inv_t, rows, cols)
+        if not num_blocks:
+            total += tile.weight * sums[..., 0, 0]
+        else:
             rb = [b for _, _, b in rows]
             cb = [b for _, _, b in cols]
             for i, a in enumerate(rb):
@@ -223,6 +235,68 @@ def moment_sums(
         if progress is not None:
             progress(1)
     return total
+
+
+def _len(sl: slice) -> int:
+    return int(sl.stop) - int(sl.start)
+
+
+class _TileBuffers:
+    """Model tiles written into reused ``(m, b, c)`` buffers (one per tile shape), not
+    stacked into a new tensor per tile."""
+
+    def __init__(self, num_models: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.m, self.dtype, self.device = num_models, dtype, device
+        self.bufs: dict[tuple[int, int], torch.Tensor] = {}
+
+    def model_tiles(self, models: Sequence[Kernel], rows: slice, cols: slice) -> torch.Tensor:
+        shape = (_len(rows), _len(cols))
+        buf = self.bufs.get(shape)
+        if buf is None:
+            buf = torch.empty((self.m, *shape), dtype=self.dtype, device=self.device)
+            self.bufs[shape] = buf
+        for i, model in enumerate(models):
+            if model.factor is not None and model.factor.dtype == self.dtype:
+                torch.matmul(model.factor[rows], model.factor[cols].T, out=buf[i])
+            else:
+                buf[i].copy_(model.tile(rows, cols))
+        return buf
+
+
+def _use_fused(models: Sequence[Kernel], prior: Kernel) -> bool:
+    """The compiled epilogue runs on CPU with numba, float32/float64, one dtype."""
+    from . import compiled
+
+    return (
+        compiled.use_jit(prior.device)
+        and prior.dtype in (torch.float32, torch.float64)
+        and all(m.dtype == prior.dtype for m in models)
+    )
+
+
+def _fused_block_sums(
+    k: torch.Tensor,
+    ms: torch.Tensor,
+    inv_t: Sequence[float],
+    rows: list[tuple[int, int, int]],
+    cols: list[tuple[int, int, int]],
+) -> torch.Tensor:
+    """:func:`_tile_block_sums` through the compiled epilogue (one pass over the tile)."""
+    from . import compiled
+
+    jit = compiled.kernels("moment_kernels")
+    row_seg = np.repeat(np.arange(len(rows)), [r1 - r0 for r0, r1, _ in rows])
+    col_seg = np.repeat(np.arange(len(cols)), [c1 - c0 for c0, c1, _ in cols])
+    out = jit.tile_epilogue(
+        np.ascontiguousarray(k.numpy()),
+        ms.numpy(),
+        np.asarray(inv_t, dtype=np.float64),
+        row_seg.astype(np.int64),
+        col_seg.astype(np.int64),
+        len(rows),
+        len(cols),
+    )
+    return torch.from_numpy(out)
 
 
 def _mc_chunks(
