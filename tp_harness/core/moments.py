@@ -202,8 +202,9 @@ def moment_sums(
     blocks cost no extra products and the tiles keep their size. This is what the block
     jackknife resamples.
     """
-    inv_list = inverse_temperatures(temperatures, prior.dtype)
-    inv_t = torch.tensor(inv_list, dtype=prior.dtype, device=prior.device)
+    inv_t = torch.tensor(
+        inverse_temperatures(temperatures, prior.dtype), dtype=prior.dtype, device=prior.device
+    )
     shape = (len(models), len(temperatures), 2, *((num_blocks, num_blocks) if num_blocks else ()))
     total = torch.zeros(shape, dtype=torch.float64, device=inv_t.device)
     fused = _use_fused(models, prior)
@@ -214,7 +215,7 @@ def moment_sums(
         if fused:
             rows = _segments(tile.rows, block_edge) if num_blocks else [(0, _len(tile.rows), 0)]
             cols = _segments(tile.cols, block_edge) if num_blocks else [(0, _len(tile.cols), 0)]
-            sums = _fused_block_sums(k, ms, inv_list, rows, cols)
+            sums = _fused_block_sums(*buffers.sigmoids(k, inv_t), ms, rows, cols)
         elif not num_blocks:
             total += tile.weight * _tile_sums(k, ms, inv_t)
             if progress is not None:
@@ -248,6 +249,25 @@ class _TileBuffers:
     def __init__(self, num_models: int, dtype: torch.dtype, device: torch.device) -> None:
         self.m, self.dtype, self.device = num_models, dtype, device
         self.bufs: dict[tuple[int, int], torch.Tensor] = {}
+        self.sig: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def sigmoids(self, k: torch.Tensor, inv_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(s(K/T), s(K/T) s(-K/T))``, each ``(t, b, c)``, in reused buffers."""
+        key = (-1, *k.shape)
+        pair = self.sig.get(key)
+        if pair is None:
+            shape = (inv_t.shape[0], *k.shape)
+            pair = (
+                torch.empty(shape, dtype=k.dtype, device=k.device),
+                torch.empty(shape, dtype=k.dtype, device=k.device),
+            )
+            self.sig[key] = pair
+        sig, var = pair
+        for ti in range(inv_t.shape[0]):  # per T, so T's values do not depend on the others
+            torch.mul(k, inv_t[ti], out=var[ti])  # x = K/T
+            torch.sigmoid(var[ti], out=sig[ti])
+            var[ti].neg_().sigmoid_().mul_(sig[ti])  # s(-x) s(x)
+        return sig, var
 
     def model_tiles(self, models: Sequence[Kernel], rows: slice, cols: slice) -> torch.Tensor:
         shape = (_len(rows), _len(cols))
@@ -275,9 +295,9 @@ def _use_fused(models: Sequence[Kernel], prior: Kernel) -> bool:
 
 
 def _fused_block_sums(
-    k: torch.Tensor,
+    sig: torch.Tensor,
+    var: torch.Tensor,
     ms: torch.Tensor,
-    inv_t: Sequence[float],
     rows: list[tuple[int, int, int]],
     cols: list[tuple[int, int, int]],
 ) -> torch.Tensor:
@@ -288,9 +308,9 @@ def _fused_block_sums(
     row_seg = np.repeat(np.arange(len(rows)), [r1 - r0 for r0, r1, _ in rows])
     col_seg = np.repeat(np.arange(len(cols)), [c1 - c0 for c0, c1, _ in cols])
     out = jit.tile_epilogue(
-        np.ascontiguousarray(k.numpy()),
+        sig.numpy(),
+        var.numpy(),
         ms.numpy(),
-        np.asarray(inv_t, dtype=np.float64),
         row_seg.astype(np.int64),
         col_seg.astype(np.int64),
         len(rows),

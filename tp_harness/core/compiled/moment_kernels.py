@@ -11,40 +11,33 @@ row and then per row segment, so they do not depend on the thread count.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .numba_support import FASTMATH, njit, prange
 
 
 @njit(parallel=True, fastmath=FASTMATH)
-def _rows_epilogue(k, ms, inv_t, col_bounds):  # type: ignore[no-untyped-def]
-    b, c = k.shape
+def _rows_epilogue(sig, var, ms, col_bounds):  # type: ignore[no-untyped-def]
+    nt, b, _ = sig.shape
     m = ms.shape[0]
-    nt = inv_t.shape[0]
     n_cseg = col_bounds.shape[0] - 1
     acc = np.zeros((b, m, nt, 2, n_cseg), dtype=np.float64)
     for i in prange(b):
-        s = np.empty(c, dtype=np.float64)
-        v = np.empty(c, dtype=np.float64)
         for ti in range(nt):
-            it = inv_t[ti]
-            for j in range(c):
-                x = np.float64(k[i, j]) * it
-                e = math.exp(-abs(x))
-                d = 1.0 / (1.0 + e)
-                ed = e * d
-                s[j] = d if x >= 0.0 else ed
-                v[j] = d * ed  # s(x) s(-x), either sign
+            srow, vrow = sig[ti, i], var[ti, i]
             for mm in range(m):
+                mrow = ms[mm, i]
                 for cs in range(n_cseg):
+                    # 1-D contiguous slices: LLVM vectorises the two reductions (about 6x
+                    # faster than indexing the 3-D arrays in the loop, measured)
+                    j0, j1 = col_bounds[cs], col_bounds[cs + 1]
+                    mr, sr, vr = mrow[j0:j1], srow[j0:j1], vrow[j0:j1]
                     a0 = 0.0
                     a1 = 0.0
-                    for j in range(col_bounds[cs], col_bounds[cs + 1]):
-                        mv = np.float64(ms[mm, i, j])
-                        a0 += mv * s[j]
-                        a1 += mv * mv * v[j]
+                    for j in range(mr.shape[0]):
+                        mv = np.float64(mr[j])
+                        a0 += mv * np.float64(sr[j])
+                        a1 += mv * mv * np.float64(vr[j])
                     acc[i, mm, ti, 0, cs] = a0
                     acc[i, mm, ti, 1, cs] = a1
     return acc
@@ -65,9 +58,9 @@ def _reduce_rows(acc, row_seg, n_rseg):  # type: ignore[no-untyped-def]
 
 
 def tile_epilogue(
-    k: np.ndarray,
+    sig: np.ndarray,
+    var: np.ndarray,
     ms: np.ndarray,
-    inv_t: np.ndarray,
     row_seg: np.ndarray,
     col_seg: np.ndarray,
     n_rseg: int,
@@ -75,11 +68,13 @@ def tile_epilogue(
 ) -> np.ndarray:
     """Sums of one tile per (row segment, column segment).
 
-    ``k (b, c)`` and ``ms (m, b, c)`` float32 or float64 (C-contiguous), ``inv_t (t,)``
-    float64, ``row_seg (b,)`` / ``col_seg (c,)`` int64 segment of each row / column
-    (non-decreasing: segments are contiguous ranges).
-    Returns ``(m, t, 2, n_rseg, n_cseg)`` float64: ``Σ M s`` and ``Σ M² s s(-x)``.
+    ``sig (t, b, c)`` = ``s(K/T)`` and ``var (t, b, c)`` = ``s(K/T) s(-K/T)`` per
+    temperature (computed by the caller with torch's vectorised sigmoid), ``ms (m, b, c)``
+    the model tiles, all float32 or float64 and C-contiguous; ``row_seg (b,)`` /
+    ``col_seg (c,)`` int64 segment of each row / column (non-decreasing: segments are
+    contiguous ranges). Returns ``(m, t, 2, n_rseg, n_cseg)`` float64: ``Σ M s`` and
+    ``Σ M² s s(-x)``.
     """
     bounds = np.searchsorted(col_seg, np.arange(n_cseg + 1), side="left").astype(np.int64)
-    acc = _rows_epilogue(k, ms, inv_t, bounds)
+    acc = _rows_epilogue(sig, var, ms, bounds)
     return np.asarray(_reduce_rows(acc, row_seg, n_rseg))
