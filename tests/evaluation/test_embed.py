@@ -437,3 +437,43 @@ def test_bundled_smollm2_layers() -> None:
     assert sorted(out) == sorted([spec.name, f"{spec.name}@layer0", f"{spec.name}@layer30"])
     assert out[spec.name].shape == (4, 576) and np.isfinite(out[spec.name]).all()
     np.testing.assert_allclose(out[f"{spec.name}@layer30"], out[spec.name], atol=1e-5)
+
+
+def test_dtype_auto_is_the_checkpoints_own(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    """Issue 20 item 3: ``dtype=auto`` resolves to the dtype the checkpoint's config names
+    (the transformers convention), float32 when it names none; the cache key and results
+    see the resolved dtype."""
+    import shutil
+
+    from transformers import AutoConfig
+
+    from tp_harness.evaluation.embed import parse_model_spec
+
+    half = tmp_path / "bf16"
+    shutil.copytree(tiny_bert_dir, half)
+    cfg = AutoConfig.from_pretrained(half)
+    cfg.dtype = torch.bfloat16
+    cfg.save_pretrained(half)
+    res = resolve_model(parse_model_spec(f"{half}:dtype=auto"))
+    assert res.spec.dtype == "bfloat16" and res.describe()["dtype"] == "bfloat16"
+    assert resolve_model(parse_model_spec(f"{tiny_bert_dir}:dtype=auto")).spec.dtype == "float32"
+    assert resolve_model(parse_model_spec(str(half))).spec.dtype == "float32"  # the default
+
+
+def test_texts_are_batched_by_token_count(tiny_bert_dir: Path, text_data: DataBundle) -> None:
+    """Issue 20 item 3: the batch order follows token counts, not characters; the
+    embeddings come back in row order and equal one-by-one embedding."""
+    from tp_harness.evaluation.embed import load_model, parse_model_spec
+    from tp_harness.evaluation.embed.encode import token_order
+
+    loaded = load_model(resolve_model(parse_model_spec(str(tiny_bert_dir))))
+    texts = ["pain", "drug worked well great happy better sleep", "x" * 60, "pain pain"]
+    counts = [len(loaded.preprocessor(t, truncation=True)["input_ids"]) for t in texts]
+    want = sorted(range(len(texts)), key=lambda i: -counts[i])  # stable, like argsort
+    assert token_order(loaded, texts).tolist() == want
+    assert want != sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # not by chars
+    spec = parse_model_spec(f"{tiny_bert_dir}:batch_size=4")
+    together = embed(spec, text_data)
+    alone = embed(parse_model_spec(f"{tiny_bert_dir}:batch_size=1"), text_data)
+    for name in together:
+        np.testing.assert_allclose(together[name], alone[name], rtol=1e-4, atol=1e-5)

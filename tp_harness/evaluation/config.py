@@ -50,7 +50,7 @@ def _suites_dir() -> Path:
 
 SUITES_DIR = _suites_dir()
 DEFAULT_SUITE = "default"
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "bfloat16", "float16", "auto")
 MISSING_LABELS = ("error", "drop")
 
 #: Field groups, in the order ``tp-harness evaluate --help`` shows them.
@@ -142,8 +142,11 @@ class Config(BaseModel):
     )
     batch_size: Count = _f(32, "models", "embedding batch size")
     max_length: Count = _f(256, "models", "token limit per text")
-    dtype: Literal["float32", "bfloat16", "float16"] = _f(
-        "float32", "models", "weights and activations dtype for embedding"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = _f(
+        "float32",
+        "models",
+        "weights and activations dtype for embedding (auto: the checkpoint's own; the "
+        "default float32 is exact, docs/conventions.md)",
     )
     trust_remote_code: StrictBool = _f(
         False, "models", "run code shipped with a model folder (only for code you trust)"

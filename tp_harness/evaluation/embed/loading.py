@@ -330,6 +330,25 @@ def _load_config(spec: ModelSpec, source: str, rev: str | None, local_only: bool
     return AutoConfig.from_pretrained(source, **kwargs)
 
 
+def checkpoint_dtype(config: Any) -> str:
+    """The dtype a checkpoint's config names (``dtype``, or ``torch_dtype`` before
+    transformers 5; the vision/text sub-config of a dual encoder too), as one of the spec
+    dtypes; float32 when it names none or another one."""
+    names = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+    for cfg in (
+        config,
+        getattr(config, "vision_config", None),
+        getattr(config, "text_config", None),
+    ):
+        for attr in ("dtype", "torch_dtype"):
+            value = getattr(cfg, attr, None) if cfg is not None else None
+            if isinstance(value, str):
+                value = getattr(torch, value, None)
+            if value in names:
+                return names[value]
+    return "float32"
+
+
 def resolve_model(spec: ModelSpec) -> ResolvedModel:
     """Find the model (local, bundled, HF cache or Hub) and decide kind, pooling and layers.
 
@@ -346,6 +365,8 @@ def resolve_model(spec: ModelSpec) -> ResolvedModel:
         rev,
         local_only or bool(gguf_source),
     )
+    if spec.dtype == "auto":  # the checkpoint's own dtype, fixed here (cache keys, results)
+        spec = spec.replace(dtype=checkpoint_dtype(config))
     modules = _read_json(source, "modules.json", rev, local_only)
     kind = "sentence-transformers" if modules else _detect_kind(config)
     prefix = _num_prefix_tokens(config) if kind == "image" else 0

@@ -15,7 +15,9 @@ into a frozen :class:`ModelSpec` that records which options the text set
 ``pooling``         ``auto`` | ``mean`` | ``cls`` | ``last`` | ``max`` | ``pooler``
 ``layers``          ``all`` | ``none`` | integers; a bare value after a comma
                     continues the list: ``layers=0,3,6`` (negative = from end)
-``dtype``           ``fp32``/``float32`` | ``bf16``/``bfloat16`` | ``fp16``/``float16``
+``dtype``           ``fp32``/``float32`` | ``bf16``/``bfloat16`` | ``fp16``/``float16`` |
+                    ``auto`` (the checkpoint's own dtype, read from its config when the
+                    model is resolved; float32 when the config names none)
 ``batch_size``      int (alias ``bs``)
 ``max_length``      int (alias ``max_len``)
 ``revision``        branch, tag or commit of a Hub repo
@@ -50,6 +52,7 @@ DTYPES: dict[str, str] = {
     "float16": "float16",
     "fp16": "float16",
     "half": "float16",
+    "auto": "auto",
 }
 Layers = Literal["all"] | tuple[int, ...] | None
 
