@@ -19,11 +19,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -575,3 +577,30 @@ class SilentServer:
         for conn in self._held:
             conn.close()  # type: ignore[attr-defined]
         self._sock.close()
+
+
+#: Variables that would keep a client off the loopback Hub.
+OFFLINE_VARS = (
+    "HF_HUB_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_EVALUATE_OFFLINE",
+)
+
+
+def client_env(url: str, token: str, home: str | Path, pythonpath: str | Path) -> dict[str, str]:
+    """The environment of a client subprocess talking to the server at ``url``:
+    ``huggingface_hub``, ``datasets`` and ``evaluate`` read these at import time."""
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_VARS}
+    env.update(
+        HF_ENDPOINT=url,
+        HF_TOKEN=token,
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(home),
+        PYTHONPATH=str(pythonpath),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_UPDATE_DOWNLOAD_COUNTS="false",  # evaluate would HEAD an S3 bucket otherwise
+        GRADIO_ANALYTICS_ENABLED="False",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    return env

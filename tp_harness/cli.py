@@ -214,18 +214,20 @@ def _add_space_flags(p: argparse.ArgumentParser, title: str) -> None:
     )
 
 
+def _space_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of both deploy commands (the flags of ``_add_space_flags``)."""
+    return {
+        "private": args.private,
+        "requirement": args.requirement,
+        "title": args.title,
+        "sdk": args.sdk_version,
+    }
+
+
 def _cmd_leaderboard_deploy(args: argparse.Namespace) -> int:
     from .publishing.spaces import deploy_leaderboard, deploy_report
 
-    info = deploy_leaderboard(
-        args.repo_id,
-        args.source,
-        private=args.private,
-        requirement=args.requirement,
-        title=args.title,
-        sdk=args.sdk_version,
-    )
-    print(deploy_report(info))
+    print(deploy_report(deploy_leaderboard(args.repo_id, args.source, **_space_options(args))))
     return 0
 
 
@@ -279,14 +281,7 @@ def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_metric_deploy(args: argparse.Namespace) -> int:
     from .publishing.spaces import deploy_metric, deploy_report
 
-    info = deploy_metric(
-        args.repo_id,
-        private=args.private,
-        requirement=args.requirement,
-        title=args.title,
-        sdk=args.sdk_version,
-    )
-    print(deploy_report(info))
+    print(deploy_report(deploy_metric(args.repo_id, **_space_options(args))))
     print(f'load it with: evaluate.load("{args.repo_id}")')
     return 0
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.hub_server import HubServer
+from tests.hub_server import HubServer, client_env
 from tp_harness.evaluation.results import Results
 from tp_harness.publishing import hub
 
@@ -84,21 +84,7 @@ def server():
 
 
 def _env(server: HubServer, home: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-    }
-    env.update(
-        HF_ENDPOINT=server.url,
-        HF_TOKEN=TOKEN,
-        HF_HUB_DISABLE_XET="1",
-        HF_HOME=str(home),
-        PYTHONPATH=str(ROOT),
-        TOKENIZERS_PARALLELISM="false",
-        HF_HUB_DISABLE_TELEMETRY="1",
-    )
-    return env
+    return client_env(server.url, TOKEN, home, ROOT)
 
 
 def _python(server: HubServer, home: Path, code: str, *args: str) -> subprocess.CompletedProcess:

@@ -17,14 +17,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-import venv
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.hub_server import HubServer
+from tests.hub_server import HubServer, client_env
+from tests.launch import fresh_venv, pip_install
 from tests.publishing.runs import RANKED, write_run
 from tp_harness.publishing import spaces
 
@@ -253,28 +253,7 @@ def server():
 
 
 def _env(server: HubServer, home: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k
-        not in (
-            "HF_HUB_OFFLINE",
-            "HF_DATASETS_OFFLINE",
-            "TRANSFORMERS_OFFLINE",
-            "HF_EVALUATE_OFFLINE",
-        )
-    }
-    env.update(
-        HF_ENDPOINT=server.url,
-        HF_TOKEN=TOKEN,
-        HF_HUB_DISABLE_XET="1",
-        HF_HOME=str(home),
-        PYTHONPATH=str(ROOT),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_UPDATE_DOWNLOAD_COUNTS="false",  # evaluate would HEAD an S3 bucket otherwise
-        GRADIO_ANALYTICS_ENABLED="False",
-    )
-    return env
+    return client_env(server.url, TOKEN, home, ROOT)
 
 
 def _python(
@@ -335,18 +314,11 @@ def test_leaderboard_deploy_round_trip(server: HubServer, tmp_path: Path) -> Non
 
 
 def test_leaderboard_deploy_of_a_hub_results_repo(server: HubServer, tmp_path: Path) -> None:
-    missing = _python(
-        server,
-        tmp_path / "hf",
-        CLI,
-        "leaderboard",
-        "deploy",
-        "org/board-hub",
-        "org/no-such-results",
-        "--requirement",
-        PIN,
-        ok=False,
-    )
+    def deploy(source: str, ok: bool) -> subprocess.CompletedProcess:
+        argv = ["leaderboard", "deploy", "org/board-hub", source, "--requirement", PIN]
+        return _python(server, tmp_path / "hf", CLI, *argv, ok=ok)
+
+    missing = deploy("org/no-such-results", ok=False)
     assert missing.returncode == 2 and "org/no-such-results" in missing.stderr
     assert ("space", "org/board-hub") not in server.state.repos  # checked before creating
     results = json.dumps({"schema": 1})
@@ -356,17 +328,7 @@ def test_leaderboard_deploy_of_a_hub_results_repo(server: HubServer, tmp_path: P
         server.state.create("dataset", "org/results", False, "").commit(
             "results", {"results.json": Blob(results.encode(), False)}
         )
-    _python(
-        server,
-        tmp_path / "hf",
-        CLI,
-        "leaderboard",
-        "deploy",
-        "org/board-hub",
-        "org/results",
-        "--requirement",
-        PIN,
-    )
+    deploy("org/results", ok=True)
     files = server.files("org/board-hub", "space")
     assert json.loads(files[spaces.SPACE_FILE])["source"] == "org/results"
     assert not any(p.startswith("runs/") for p in files)
@@ -494,21 +456,12 @@ def test_leaderboard_space_builds_and_serves(server: HubServer, tmp_path: Path) 
     assert pin in (space / "requirements.txt").read_text().splitlines()
 
     env_dir = tmp_path / "space-venv"
-    venv.create(env_dir, with_pip=True)
-    py = env_dir / "bin" / "python"
+    py = fresh_venv(env_dir)
     pip_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     pip_env["PIP_RETRIES"] = "0"  # the CPU torch index is unreachable here: fail it fast
 
     def pip(*args: str) -> None:
-        proc = subprocess.run(
-            [str(py), "-m", "pip", "install", "-q", *args],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env=pip_env,
-            cwd=space,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        pip_install(py, *args, env=pip_env, cwd=space)
 
     pip("-U", "pip")  # a Space's builder upgrades pip first (23.x rejects file:/// pins)
     pip("torch==2.13.0")  # what the CPU index line gives a Space; here from local disk

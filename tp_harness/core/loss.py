@@ -31,25 +31,12 @@ from typing import Any
 import torch
 
 from .checks import as_tensor, check_temperatures, inverse_temperatures
-from .kernels import FACTOR_KERNELS, Kernel, build_kernels, view_graph
+from .kernels import FACTOR_KERNELS, Kernel, build_kernels, frobenius_normalize, view_graph
+from .moments import default_block_size, tile_plan
 
 #: Model kernels the loss differentiates through (factor kernels).
 LOSS_MODEL_KERNELS = ("centered_cosine", "cosine", "linear", "projection")
 VIEW_GRAPH = "view_graph"
-
-
-def _tiles(n: int, block: int) -> list[tuple[slice, slice, bool]]:
-    """Upper-triangle tile pairs ``(rows, cols, off_diagonal)``."""
-    edges = list(range(0, n, block))
-    return [
-        (slice(a, min(a + block, n)), slice(b, min(b + block, n)), a != b)
-        for i, a in enumerate(edges)
-        for b in edges[i:]
-    ]
-
-
-def _prior_tile(prior: Kernel, rows: slice, cols: slice, dtype: torch.dtype) -> torch.Tensor:
-    return prior.tile(rows, cols).to(dtype)
 
 
 class _TiledMoments(torch.autograd.Function):
@@ -62,13 +49,13 @@ class _TiledMoments(torch.autograd.Function):
         mean = torch.zeros((), dtype=torch.float64, device=phi.device)
         var = torch.zeros((), dtype=torch.float64, device=phi.device)
         with torch.no_grad():
-            for rows, cols, off in _tiles(phi.shape[0], block):
-                z = _prior_tile(prior, rows, cols, phi.dtype) * inv_t
+            for tile in tile_plan(phi.shape[0], block, symmetric=True):
+                rows, cols = tile.rows, tile.cols
+                z = prior.tile(rows, cols).to(phi.dtype) * inv_t
                 s, sc = torch.sigmoid(z), torch.sigmoid(-z)
                 m = phi[rows] @ phi[cols].T
-                w = 2.0 if off else 1.0
-                mean += w * (m * s).sum(dtype=torch.float64)
-                var += w * (m * m * s * sc).sum(dtype=torch.float64)
+                mean += tile.weight * (m * s).sum(dtype=torch.float64)
+                var += tile.weight * (m * m * s * sc).sum(dtype=torch.float64)
         ctx.save_for_backward(phi)
         ctx.prior, ctx.inv_t, ctx.block = prior, inv_t, block
         return mean, var
@@ -82,13 +69,14 @@ class _TiledMoments(torch.autograd.Function):
         b = float(grad_var) if grad_var is not None else 0.0
         grad = torch.zeros(phi.shape, dtype=torch.float64, device=phi.device)
         with torch.no_grad():
-            for rows, cols, off in _tiles(phi.shape[0], ctx.block):
-                z = _prior_tile(ctx.prior, rows, cols, phi.dtype) * ctx.inv_t
+            for tile in tile_plan(phi.shape[0], ctx.block, symmetric=True):
+                rows, cols = tile.rows, tile.cols
+                z = ctx.prior.tile(rows, cols).to(phi.dtype) * ctx.inv_t
                 s = torch.sigmoid(z)
                 m = phi[rows] @ phi[cols].T
                 weight = 2.0 * a * s + 4.0 * b * (m * s * torch.sigmoid(-z))
                 grad[rows] += (weight @ phi[cols]).double()
-                if off:
+                if tile.weight == 2.0:  # the mirror tile of an off-diagonal pair
                     grad[cols] += (weight.T @ phi[rows]).double()
         return grad.to(phi.dtype), None, None, None
 
@@ -108,9 +96,8 @@ def _prior_kernel(
                 f"prior_kernel='view_graph' takes prior = the number of views V per sample "
                 f"(an int dividing n = {n}, rows ordered sample-major); got {prior!r}."
             )
-        factor = view_graph(n // prior, prior).to(device)
-        k = Kernel(VIEW_GRAPH, factor=factor)
-        return k.scaled(1.0 / k.frobenius_norm()) if normalize == "frobenius" else k
+        k = Kernel(VIEW_GRAPH, factor=view_graph(n // prior, prior).to(device))
+        return frobenius_normalize(k, "prior") if normalize == "frobenius" else k
     if isinstance(prior, torch.Tensor):
         prior = prior.detach()
     return build_kernels(
@@ -181,7 +168,7 @@ def task_prior_loss(
     k = _prior_kernel(prior, prior_kernel, prior_weights, normalize, n, x.device)
     if k.n != n:
         raise ValueError(f"prior has {k.n} rows but features has {n}; they must match.")
-    block = block_size or (4096 if x.device.type == "cuda" else 1024)
+    block = block_size or default_block_size(x.device)
     phi = FACTOR_KERNELS[model_kernel](x)
     (inv_t,) = inverse_temperatures([t], phi.dtype)
     mean, var = _TiledMoments.apply(phi, k, inv_t, block)

@@ -212,18 +212,16 @@ def moment_sums(
     for tile in tiles:
         k = prior.tile(tile.rows, tile.cols)
         ms = buffers.model_tiles(models, tile.rows, tile.cols)
-        if fused:
-            rows = _segments(tile.rows, block_edge) if num_blocks else [(0, _len(tile.rows), 0)]
-            cols = _segments(tile.cols, block_edge) if num_blocks else [(0, _len(tile.cols), 0)]
-            sums = _fused_block_sums(*buffers.sigmoids(k, inv_t), ms, rows, cols)
-        elif not num_blocks:
-            total += tile.weight * _tile_sums(k, ms, inv_t)
-            if progress is not None:
-                progress(1)
-            continue
-        else:
+        if num_blocks:
             rows, cols = _segments(tile.rows, block_edge), _segments(tile.cols, block_edge)
+        else:  # one segment each: the whole tile
+            rows, cols = [(0, _len(tile.rows), 0)], [(0, _len(tile.cols), 0)]
+        if fused:
+            sums = _fused_block_sums(*buffers.sigmoids(k, inv_t), ms, rows, cols)
+        elif num_blocks:
             sums = _tile_block_sums(k, ms, inv_t, rows, cols)
+        else:
+            sums = _tile_sums(k, ms, inv_t)[..., None, None]
         if not num_blocks:
             total += tile.weight * sums[..., 0, 0]
         else:

@@ -358,8 +358,3 @@ def load_precomputed(
         "outputs": list(out),
     }
     return out, info, entry_name
-
-
-def check_precomputed(spec_text: str) -> None:
-    """The checks that need no reading: grammar, options, the file exists, known format."""
-    parse_precomputed_spec(spec_text)

@@ -13,7 +13,7 @@ from typing import Any
 from .config import Config
 from .encoders import Encoder, check_encoder_modality
 from .features import classic_modality, is_classic_spec, parse_classic_spec
-from .precomputed import check_precomputed, is_precomputed_spec
+from .precomputed import is_precomputed_spec, parse_precomputed_spec
 from .priors import LABELS_PRIOR, SELF_PRIOR
 
 #: Sampled tasks may take at most this fraction of the machine's memory.
@@ -29,7 +29,7 @@ def spec_modality(
     if encoders and entry in encoders:
         return encoders[entry].modality
     if is_precomputed_spec(entry):
-        check_precomputed(entry)
+        parse_precomputed_spec(entry)  # grammar, options, the file exists, a known format
         return None
     if is_classic_spec(entry):
         kind, opts = parse_classic_spec(entry)

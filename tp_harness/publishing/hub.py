@@ -596,19 +596,29 @@ def _tasks_dataset(run: Path, roots: list[tuple[str, str]]) -> Any:
     return ds
 
 
-def _push_scores(api: Any, files: dict[str, bytes], repo_id: str, private: bool) -> dict[str, Any]:
+def commit_files(
+    api: Any,
+    repo_id: str,
+    repo_type: str,
+    files: Mapping[str, bytes],
+    deleted: Sequence[str],
+    message: str,
+) -> Any:
+    """One commit that writes ``files`` (path -> bytes) and deletes ``deleted``."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    existing = api.list_repo_files(repo_id, repo_type="dataset")
-    stale = [f for f in existing if f.startswith(f"{FIGURES_DIR}/") and f not in files]
     ops: list[Any] = [
         CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in files.items()
     ]
-    ops += [CommitOperationDelete(path_in_repo=p) for p in stale]
-    commit = api.create_commit(
-        repo_id, operations=ops, repo_type="dataset", commit_message="tp-harness: push run scores"
-    )
+    ops += [CommitOperationDelete(path_in_repo=p) for p in deleted]
+    return api.create_commit(repo_id, operations=ops, repo_type=repo_type, commit_message=message)
+
+
+def _push_scores(api: Any, files: dict[str, bytes], repo_id: str, private: bool) -> dict[str, Any]:
+    url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    existing = api.list_repo_files(repo_id, repo_type="dataset")
+    stale = [f for f in existing if f.startswith(f"{FIGURES_DIR}/") and f not in files]
+    commit = commit_files(api, repo_id, "dataset", files, stale, "tp-harness: push run scores")
     return {
         "repo_id": repo_id,
         "url": str(url),

@@ -40,6 +40,7 @@ from .hub import (
     _public_results,
     _unreachable,
     check_repo_id,
+    commit_files,
     resolve_token,
 )
 
@@ -355,7 +356,7 @@ def deploy_space(
     Files an earlier deploy wrote and this one does not are deleted; nothing else in the
     Space is touched. With ``check_source`` the recorded source (a Hub dataset repo) must
     exist. Returns ``repo_id``, ``url``, ``commit``, ``files``, ``deleted``."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+    from huggingface_hub import HfApi
 
     check_repo_id(repo_id, "ORG/NAME")
     if hub_offline():
@@ -374,14 +375,8 @@ def deploy_space(
         existing = api.list_repo_files(repo_id, repo_type="space")
         stale = [f for f in _previous_files(api, repo_id, existing) if f in existing]
         stale = [f for f in stale if f not in files]
-        ops: list[Any] = [CommitOperationAdd(p, b) for p, b in files.items()]
-        ops += [CommitOperationDelete(p) for p in stale]
-        commit = api.create_commit(
-            repo_id,
-            repo_type="space",
-            operations=ops,
-            commit_message=f"tp-harness: deploy the {space.kind} Space",
-        )
+        message = f"tp-harness: deploy the {space.kind} Space"
+        commit = commit_files(api, repo_id, "space", files, stale, message)
     return {
         "repo_id": repo_id,
         "url": str(url),

