@@ -198,3 +198,52 @@ def test_summary_states_each_prior_kernel_and_both_temperatures(
     eff = [s["effective_temperature"] for s in res.scores if s["temperature"] == 0.2]
     assert f"effective {eff[0]:.4g}" in md
     assert "ridge acc (q=2)" in md and "ridge label acc" in md
+
+
+def test_an_exact_copy_is_computed_once_and_reported_as_its_alias(
+    tmp_path: Path, topic_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tp_harness.evaluation import pipeline
+    from tp_harness.evaluation.aliases import find_aliases
+
+    data = load_data(str(topic_csv), label_column="topic")
+    x = np.random.default_rng(0).normal(size=(len(data.example_ids), 6)).astype(np.float32)
+    np.save(tmp_path / "a.npy", x)
+    np.save(tmp_path / "b.npy", x)  # the same array under another name: an alias
+    np.save(tmp_path / "twice.npy", 2 * x)  # the same kernel, not the same probes
+    np.save(tmp_path / "c.npy", x[::-1].copy())
+    seen: list[list[str]] = []
+    real = pipeline.task_prior_moments
+
+    def spy(models: dict[str, object], *args: object, **kw: object) -> object:
+        seen.append(list(models))
+        return real(models, *args, **kw)
+
+    monkeypatch.setattr(pipeline, "task_prior_moments", spy)
+    files = tuple(f"file:{tmp_path / f}.npy" for f in ("a", "b", "twice", "c"))
+    res = run(_cfg(tmp_path, topic_csv, models=files), progress=False)
+    assert all("b" not in names for names in seen) and any("a" in names for names in seen)
+    assert res.conventions["aliases"] == {"b": "a"}
+    for kind in ("scores", "probes", "task_alignments", "baselines"):
+        recs = getattr(res, kind)
+        by = {
+            (r["model"], *(r.get(k) for k in ("prior", "temperature", "num_classes"))): r
+            for r in recs
+        }
+        copies = [r for r in recs if r["model"] == "b"]
+        assert copies, kind
+        for r in copies:
+            orig = by[("a", *(r.get(k) for k in ("prior", "temperature", "num_classes")))]
+            assert r["alias_of"] == "a"
+            same = {
+                k: v for k, v in r.items() if k not in ("model", "alias_of", "flags", "vs_next")
+            }
+            assert same == {k: orig[k] for k in same}, kind
+    flags = {(s["model"], s["prior"]): s["flags"] for s in res.scores}
+    assert all(flags[("b", p)] == ["duplicate_of:a"] for p in res.config["priors"])
+    assert all(flags[("twice", p)] == ["duplicate_of:a"] for p in res.config["priors"])
+    assert {k[0] for k in res.task_accuracies} == {"a", "b", "twice", "c"}
+    # only exact copies are aliases: a rescaled or reordered array is not
+    assert find_aliases({"a": x, "b": x.copy(), "twice": 2 * x, "f64": x.astype(np.float64)}) == {
+        "b": "a"
+    }

@@ -50,11 +50,20 @@ def flag_scores(
     reps: representations.Representations,
     priors: list[Prior],
     scores: list[dict[str, Any]],
+    aliases: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Add ``flags`` to every score record (in place); returns the duplicates found."""
+    """Add ``flags`` to every score record (in place); returns the duplicates found.
+
+    ``aliases`` (``{alias: original}``, exact copies left out of ``reps``) share their
+    original's flags and are duplicates of it (or of the model it duplicates)."""
     kernels = model_kernels(config, reps)
     dupes = duplicate_of(kernels)
     copies = {p.name: prior_copies(kernels, p, config) for p in priors}
+    for alias, orig in (aliases or {}).items():
+        dupes[alias] = dupes.get(orig, orig)
+        for names in copies.values():
+            if orig in names:
+                names.add(alias)
     for rec in scores:
         flags = []
         if rec.get("degenerate"):

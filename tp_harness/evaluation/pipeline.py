@@ -29,6 +29,7 @@ import numpy as np
 from ..core.moments import PAIRS_CONVENTION, MomentResult, task_prior_moments
 from ..core.stats import correlation_with_ci
 from . import representations
+from .aliases import alias_accuracies, distinct, find_aliases, with_aliases
 from .comparisons import REPLICATES, mark_ties, prior_agreement, task_alignment_records
 from .config import Config
 from .distributed import DistContext, distributed_moment_sums, init_context
@@ -298,10 +299,12 @@ def _run(
             extra, data, config, ctx, progress=progress, known=reps, encoders=encoders
         )
     priors = resolve_priors(config, reps, prior_reps, data.labels)
+    aliases = find_aliases(reps.arrays)  # exact copies: computed once, reported twice
+    work = distinct(reps, aliases)
     with timer.stage("moments"):
-        scores = compute_scores(config, reps, priors, ctx, progress)
+        scores = with_aliases(compute_scores(config, work, priors, ctx, progress), aliases)
     with timer.stage("flags"):
-        flag_scores(config, reps, priors, scores)
+        flag_scores(config, work, priors, scores, aliases)
         mark_ties(scores)
     results = Results(
         config=config.to_dict(),
@@ -311,8 +314,10 @@ def _run(
         conventions=conventions(config),
         environment={"world_size": ctx.world_size, "device": str(ctx.device)},
     )
+    if aliases:
+        results.conventions["aliases"] = dict(aliases)
     if ctx.is_main:
-        _main_process_stages(config, results, reps, priors, data, ctx, timer, progress)
+        _main_process_stages(config, results, work, aliases, priors, data, ctx, timer, progress)
     results.timings = timer.seconds
     results.is_main = ctx.is_main
     return results
@@ -322,12 +327,15 @@ def _main_process_stages(
     config: Config,
     results: Results,
     reps: representations.Representations,
+    aliases: dict[str, str],
     priors: list[Prior],
     data: Any,
     ctx: DistContext,
     timer: Timer,
     progress: bool,
 ) -> None:
+    """Sampling, probes, sampled-task alignments and baselines on the distinct
+    representations ``reps``; the ``aliases`` get copies of their originals' records."""
     degenerate = {s["model"] for s in results.scores if s.get("degenerate")}
     with timer.stage("sampling"):
         task_sets = sample_task_sets(config, priors, reps, ctx.device, skip=degenerate)
@@ -336,15 +344,17 @@ def _main_process_stages(
     results.example_ids = np.asarray(data.example_ids)
     with timer.stage("probes"):
         bar = _progress_bar(ctx, progress, num_probe_fits(config, reps, task_sets), "probes")
-        results.probes, acc = run_probes(config, reps, task_sets, data.labels, bar.update)
+        probes, acc = run_probes(config, reps, task_sets, data.labels, bar.update)
         bar.close()
-    results.task_accuracies = acc
+    results.task_accuracies = alias_accuracies(acc, aliases)
     with timer.stage("task_alignment"):
-        results.task_alignments = task_alignment_records(config, reps, task_sets, results.scores)
-        _attach_alignments(results.probes, results.task_alignments)
+        alignments = task_alignment_records(config, reps, task_sets, results.scores)
+        _attach_alignments(probes, alignments)
+    results.probes = with_aliases(probes, aliases)
+    results.task_alignments = with_aliases(alignments, aliases)
     results.prior_agreement = prior_agreement(config, results.scores)
     with timer.stage("baselines"):
-        results.baselines = compute_baselines(reps, data.labels, priors[0])
+        results.baselines = with_aliases(compute_baselines(reps, data.labels, priors[0]), aliases)
     results.correlations = compute_correlations(config, results.scores, results.probes)
 
 
