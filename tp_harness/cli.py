@@ -8,9 +8,13 @@ nothing) -> :func:`tp_harness.publishing.write_outputs` (the run folder) ->
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import sys
+import time
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -93,7 +97,29 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     return {k: getattr(args, k, None) for k, _ in cli_fields()}
 
 
+def _process_seconds() -> float | None:
+    """Seconds since this process started (interpreter and imports included), from
+    ``/proc`` on Linux; None elsewhere."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _timings_line(startup: float | None, stages: dict[str, float], write: float) -> str:
+    """``timings (s): startup 2.10 · data 1.42 · ... · write 2.51 · total 10.02``: the
+    interpreter and imports before the command, the run's stages, writing the run folder,
+    and the process's wall time so far (the sum of the parts where ``/proc`` is missing)."""
+    parts = [("startup", startup)] if startup is not None else []
+    parts += [*stages.items(), ("write", write)]
+    total = _process_seconds() or sum(v for _, v in parts if v is not None)
+    return "timings (s): " + " · ".join(f"{k} {v:.2f}" for k, v in parts) + f" · total {total:.2f}"
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    startup = _process_seconds()
     from .evaluation.config import load_config
     from .evaluation.distributed import launched_rank
     from .evaluation.pipeline import run
@@ -113,13 +139,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     results = run(config, progress=not args.no_progress)
     if not results.is_main:
         return 0
+    t_write = time.perf_counter()
     write_outputs(results, config.output_dir, overwrite=config.overwrite)
+    write = time.perf_counter() - t_write
     print(ranked_tables(results.to_dict()))
     print(f"results: {config.output_dir}/results.json  summary: {config.output_dir}/summary.md")
     if push is not None:
         from .publishing.hub import push_report, push_run
 
         print(push_report(push_run(config.output_dir, push.repo_id, token=push.token)))
+    print(_timings_line(startup, results.timings, write), file=sys.stderr)
     return 0
 
 
@@ -398,3 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, ImportError) as err:  # ImportError: a missing optional package
         print(f"tp-harness {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        # The objects left (torch, datasets, matplotlib modules) need no cyclic collection
+        # at exit: freezing them makes interpreter shutdown ~0.5-1 s faster (measured).
+        gc.freeze()

@@ -40,12 +40,17 @@ def test_both_backends_match_float64(backend: str, num_blocks: int | None) -> No
             assert r.variance == pytest.approx(var, rel=1e-6, abs=1e-12), (backend, name, t)
 
 
-def test_backends_agree_on_intervals_and_extreme_temperatures() -> None:
+def test_backends_agree_on_intervals_and_extreme_temperatures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Both float32 paths against the float64 computation, within 1e-6 of the scale of
     the sums (``Σ |M_ij|``: at T = 1e6 the mean is a cancellation of terms of that size,
     where relative error is meaningless); the jackknife intervals agree."""
     import os
 
+    from tp_harness.core import moments
+
+    monkeypatch.setattr(moments, "FUSED_MIN_WORK", 0)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 8)).astype(np.float32)
     p = rng.normal(size=(300, 5)).astype(np.float32)
@@ -97,3 +102,34 @@ def test_the_epilogue_kernel_against_numpy() -> None:
                 )
                 v = mm * mm * s[sel] * (1 - s[sel])
                 np.testing.assert_allclose(got[:, ti, 1, r, cs], v.sum((1, 2)), rtol=1e-9)
+
+
+def test_the_compiled_epilogue_is_chosen_by_the_size_of_the_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small passes take the torch epilogue (the compiled one costs ~0.4 s to load), large
+    ones the compiled one; both give the same sums."""
+    from tp_harness.core import compiled, moments
+    from tp_harness.core.kernels import build_kernels
+
+    if not compiled.enabled():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(5)
+    ks = [build_kernels(rng.normal(size=(200, 8)).astype(np.float32), "centered_cosine")]
+    prior = build_kernels(rng.normal(size=(200, 4)).astype(np.float32), "centered_cosine")
+    tiles = moments.tile_plan(200, 64)
+    work = sum((t.rows.stop - t.rows.start) * (t.cols.stop - t.cols.start) for t in tiles) * 2
+    calls: list[int] = []
+    real = moments._fused_block_sums
+
+    def spy(*args: object) -> object:
+        calls.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(moments, "_fused_block_sums", spy)
+    out = {}
+    for limit in (work + 1, work):
+        monkeypatch.setattr(moments, "FUSED_MIN_WORK", limit)
+        out[limit] = moments.moment_sums(ks, prior, [0.1, 1.0], tiles)
+    assert len(calls) == len(tiles)  # only the second pass, whose work reaches the limit
+    np.testing.assert_allclose(out[work], out[work + 1], rtol=1e-6)

@@ -254,3 +254,48 @@ def test_one_model_runs_write_strictly_valid_json(tmp_path: Path, topic_csv: Pat
     if node:  # the reader the finding named
         code = "JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'))"
         subprocess.run([node, "-e", code, str(out / "results.json")], check=True, timeout=60)
+
+
+def test_tasks_dataset_equals_the_row_by_row_table(tmp_path: Path) -> None:
+    """The Arrow-built tasks dataset holds exactly what ``Dataset.from_dict`` of the long
+    rows holds, survives save/load, and the write leaves datasets' settings as they were."""
+    import datasets
+    import numpy as np
+    from datasets import config as ds_config
+
+    from tp_harness.evaluation.results import TaskSet
+    from tp_harness.publishing.run_folder import _quiet_fast_writes, tasks_dataset
+
+    rng = np.random.default_rng(0)
+    ids = rng.permutation(50)[:7]
+    sets = [
+        TaskSet("p", 0.5, 2, rng.integers(0, 2, (3, 7))),
+        TaskSet("self", 1.0, 3, rng.integers(0, 3, (2, 7)), model="m"),
+        TaskSet("p", 2.0, 3, rng.integers(0, 3, (4, 7))),
+    ]
+    settings = [{"num_classes": ts.num_classes} for ts in sets]
+    rows: dict[str, list[object]] = {k: [] for k in ("example_id", "task_id", "prior")}
+    rows.update(temperature=[], num_classes=[], label=[])
+    task = 0
+    for ts in sets:
+        for labels in ts.tasks:
+            for i, y in zip(ids, labels, strict=True):
+                rows["example_id"].append(int(i))
+                rows["task_id"].append(task)
+                rows["prior"].append(ts.label)
+                rows["temperature"].append(ts.temperature)
+                rows["num_classes"].append(ts.num_classes)
+                rows["label"].append(int(y))
+            task += 1
+    ref = datasets.Dataset.from_dict(rows)
+    ds = tasks_dataset(sets, ids, settings)
+    assert ds.features == ref.features and ds.to_dict() == ref.to_dict()
+    assert json.loads(ds.info.description) == {"sampler": settings}
+    assert tasks_dataset(sets, ids, settings)._fingerprint == ds._fingerprint
+    sets[0].tasks[0, 0] ^= 1
+    assert tasks_dataset(sets, ids, settings)._fingerprint != ds._fingerprint
+    before = (datasets.is_progress_bar_enabled(), ds_config.DEFAULT_MAX_BATCH_SIZE)
+    with _quiet_fast_writes():
+        ds.save_to_disk(str(tmp_path / "tasks"))
+    assert (datasets.is_progress_bar_enabled(), ds_config.DEFAULT_MAX_BATCH_SIZE) == before
+    assert datasets.load_from_disk(str(tmp_path / "tasks")).to_dict() == ref.to_dict()

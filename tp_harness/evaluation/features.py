@@ -106,6 +106,10 @@ def classic_modality(spec: str) -> str | None:
 # --------------------------------------------------------------------------- math
 
 
+#: Part of the cache key of every baseline's features: bump when any baseline's output
+#: changes (the exact LSA of small n was version 1).
+FEATURES_VERSION = 1
+
 #: Up to this many texts LSA is exact: the top-k eigenpairs of the n x n Gram matrix.
 EXACT_LSA_MAX_N = 2048
 

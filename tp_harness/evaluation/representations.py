@@ -15,8 +15,15 @@ from typing import Any
 import numpy as np
 
 from .distributed import DistContext, split_evenly
+from .embed.cache import CACHE_FORMAT
 from .encoders import Encoder, encode_rows, encoder_info, encoder_key_fields
-from .features import classic_features, is_classic_spec, parse_classic_spec, random_projection
+from .features import (
+    FEATURES_VERSION,
+    classic_features,
+    is_classic_spec,
+    parse_classic_spec,
+    random_projection,
+)
 from .precomputed import is_precomputed_spec, load_precomputed
 
 
@@ -144,6 +151,47 @@ class _Inputs:
         return self._images
 
 
+def classic_key_fields(entry: str, data: Any, seed: int) -> dict[str, Any]:
+    """Cache key of a baseline's features of ``data`` (all rows: TF-IDF and PCA depend on
+    the whole selection)."""
+    from importlib.metadata import version
+
+    return {
+        "format": CACHE_FORMAT,
+        "classic": entry,
+        "features_version": FEATURES_VERSION,
+        "scikit-learn": version("scikit-learn"),
+        "seed": seed,
+        "dataset": data.fingerprint,
+        "split": data.source.get("split"),
+        "selection": data.source.get("selection"),
+        "column": data.image_column if data.modality == "image" else data.text_column,
+        "n_rows": len(data.dataset),
+    }
+
+
+def _cached_classic(
+    entry: str, data: Any, config: Any, ctx: DistContext, inputs: _Inputs
+) -> np.ndarray:
+    """A baseline's features through the embedding cache, as one shard of all rows (the
+    main process computes them; a warm run reads them without importing scikit-learn)."""
+    from .embed import EmbeddingCache
+
+    n = len(data.dataset)
+    cache = EmbeddingCache(config.cache_dir, shard_size=max(1, n))
+    fields = classic_key_fields(entry, data, config.seed)
+
+    def compute(rows: np.ndarray) -> dict[str, np.ndarray]:
+        images = inputs.images if data.modality == "image" else None
+        x = classic_features(entry, inputs.texts, seed=config.seed, images=images)
+        return {"final": np.ascontiguousarray(x[rows])}
+
+    if ctx.is_main:
+        cache.compute_missing(fields, n, compute)
+    ctx.barrier()
+    return np.asarray(cache.load(fields, n)["final"])
+
+
 def _baseline(
     entry: str,
     data: Any,
@@ -158,9 +206,7 @@ def _baseline(
     """(features, extra info) of a baseline; ``random-projection`` embeds its ``of=``."""
     kind, opts = parse_classic_spec(entry)
     if kind != "random-projection":
-        images = inputs.images if data.modality == "image" else None
-        x = classic_features(entry, inputs.texts, seed=config.seed, images=images)
-        return x, {}
+        return _cached_classic(entry, data, config, ctx, inputs), {}
     of = str(opts["of"])
     if reps.has(of) or (known is not None and known.has(of)):
         base_name, base = reps.lookup(of, fallback=known)
