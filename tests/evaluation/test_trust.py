@@ -247,3 +247,26 @@ def test_an_exact_copy_is_computed_once_and_reported_as_its_alias(
     assert find_aliases({"a": x, "b": x.copy(), "twice": 2 * x, "f64": x.astype(np.float64)}) == {
         "b": "a"
     }
+
+
+def test_baseline_features_are_cached_like_embeddings(
+    tmp_path: Path, topic_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tp_harness.evaluation import features, representations
+
+    calls: list[str] = []
+    real = features.classic_features
+
+    def spy(spec: str, *args: object, **kw: object) -> object:
+        calls.append(spec)
+        return real(spec, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(representations, "classic_features", spy)
+    cfg = _cfg(tmp_path, topic_csv)
+    first = run(cfg, progress=False)
+    assert sorted(calls) == ["tfidf-lsa:dim=4", "tfidf-lsa:dim=6", "tfidf-lsa:dim=8"]
+    again = run(cfg, progress=False)
+    assert len(calls) == 3  # a warm run reads them from the cache
+    assert [s["mean"] for s in again.scores] == [s["mean"] for s in first.scores]
+    run(cfg.replace(num_examples=30), progress=False)  # another selection: another entry
+    assert len(calls) == 6

@@ -299,3 +299,32 @@ def test_tasks_dataset_equals_the_row_by_row_table(tmp_path: Path) -> None:
         ds.save_to_disk(str(tmp_path / "tasks"))
     assert (datasets.is_progress_bar_enabled(), ds_config.DEFAULT_MAX_BATCH_SIZE) == before
     assert datasets.load_from_disk(str(tmp_path / "tasks")).to_dict() == ref.to_dict()
+
+
+def test_evaluate_prints_its_stage_timings_and_forked_figures_equal_serial_ones(
+    tmp_path: Path,
+    topic_csv: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import yaml
+
+    suite = tmp_path / "suite.yaml"
+    values = {**_config(tmp_path, topic_csv).to_dict(), "output_dir": str(tmp_path / "a")}
+    suite.write_text(yaml.safe_dump({k: v for k, v in values.items() if v is not None}))
+    assert cli.main(["evaluate", "--suite", str(suite), "--no-progress"]) == 0
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("timings (s): ")
+    names = [part.split()[0] for part in line.removeprefix("timings (s): ").split(" · ")]
+    stages = ["data", "embed", "moments", "flags", "sampling", "probes", "task_alignment"]
+    assert [n for n in names if n not in ("startup", "total")] == [*stages, "baselines", "write"]
+    total = float(line.rsplit(" ", 1)[1])
+    parts = [float(p.split()[1]) for p in line.removeprefix("timings (s): ").split(" · ")[:-1]]
+    assert total >= sum(parts) - 0.05  # the wall time of the process covers its parts
+    monkeypatch.setenv("TP_HARNESS_SERIAL_FIGURES", "1")
+    assert cli.main(["evaluate", "--suite", str(suite), "--output-dir", str(tmp_path / "b")]) == 0
+    figs = sorted(p.name for p in (tmp_path / "a" / "figures").iterdir())
+    assert figs == sorted(p.name for p in (tmp_path / "b" / "figures").iterdir()) and figs
+    for name in figs:
+        a, b = ((tmp_path / d / "figures" / name).read_bytes() for d in ("a", "b"))
+        assert a == b, name
