@@ -74,7 +74,8 @@ def main() -> None:
         docs = {d: run(d, Path(tmp)) for d in args.dtypes}
     ref = docs[args.dtypes[0]]
     print(
-        f"| dtype | embed s | vs {args.dtypes[0]} | max rel. drift mean_per_pair | max rel. drift std | rankings unchanged | max probe acc change |"
+        f"| dtype | embed s | vs {args.dtypes[0]} | max rel. drift mean_per_pair "
+        "| max rel. drift std | rankings unchanged | max probe acc change |"
     )
     print("|---|---|---|---|---|---|---|")
     for d, doc in docs.items():
