@@ -133,3 +133,51 @@ def test_the_compiled_epilogue_is_chosen_by_the_size_of_the_pass(
         out[limit] = moments.moment_sums(ks, prior, [0.1, 1.0], tiles)
     assert len(calls) == len(tiles)  # only the second pass, whose work reaches the limit
     np.testing.assert_allclose(out[work], out[work + 1], rtol=1e-6)
+
+
+def test_the_in_kernel_sigmoid_against_float64() -> None:
+    """The float32 kernel's own exp/sigmoid (one vectorised exp per entry) against float64
+    numpy on every regime of ``x = K/T``: 0, tiny, moderate, near and past float32's exp
+    underflow, and infinite; the sums within 1e-6 of the scale ``Σ |M| s``."""
+    from tp_harness.core import compiled
+
+    if not compiled.enabled():
+        pytest.skip("numba is not installed")
+    jit = compiled.kernels("moment_kernels")
+    rng = np.random.default_rng(11)
+    b, c, m = 29, 301, 2
+    k = rng.normal(size=(b, c)).astype(np.float32)
+    k[0, :5] = [0.0, -0.0, 1e-30, -1e-30, np.float32(np.inf)]
+    k[1, :4] = [-np.inf, 87.5, -87.5, -104.0]
+    ms = rng.normal(size=(m, b, c)).astype(np.float32)
+    inv_t = np.array([1.0, 0.05, 3.0, 1e3, np.finfo(np.float32).max], dtype=np.float32)
+    row_seg = (np.arange(b) >= 9).astype(np.int64)
+    col_seg = (np.arange(c) >= 100).astype(np.int64)
+    got = jit.tile_epilogue_fused(k, inv_t, ms, row_seg, col_seg, 2, 2)
+    md = ms.astype(np.float64)
+    for ti, it in enumerate(inv_t):
+        x = k.astype(np.float64) * np.float64(it)
+        e = np.exp(-np.abs(x))  # the identities s(|x|) = 1/(1+e), s(-|x|) = e/(1+e)
+        s = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        v = e / (1 + e) ** 2
+        for r in range(2):
+            for cs in range(2):
+                sel = np.ix_(row_seg == r, col_seg == cs)
+                mm = md[:, sel[0], sel[1]]
+                scale = np.abs(mm * s[sel]).sum((1, 2)) + np.abs(mm * mm * v[sel]).sum((1, 2))
+                err0 = np.abs(got[:, ti, 0, r, cs] - (mm * s[sel]).sum((1, 2)))
+                err1 = np.abs(got[:, ti, 1, r, cs] - (mm * mm * v[sel]).sum((1, 2)))
+                assert (err0 <= 1e-6 * scale).all(), (it, r, cs, err0, scale)
+                assert (err1 <= 1e-6 * scale).all(), (it, r, cs, err1, scale)
+    # the exact limits: s = 1 and 0 at x = +-inf, s = 1/2 at 0; no variance at +-inf
+    one = jit.tile_epilogue_fused(
+        np.array([[np.inf, -np.inf, 0.0]], dtype=np.float32),
+        np.array([1.0], dtype=np.float32),
+        np.ones((1, 1, 3), dtype=np.float32),
+        np.zeros(1, dtype=np.int64),
+        np.array([0, 1, 2], dtype=np.int64),
+        1,
+        3,
+    )
+    np.testing.assert_array_equal(one[0, 0, 0, 0], [1.0, 0.0, 0.5])
+    np.testing.assert_array_equal(one[0, 0, 1, 0], [0.0, 0.0, 0.25])

@@ -161,18 +161,23 @@ def degenerate_rtol(dtype: torch.dtype) -> float:
     return _DEGENERATE_ULPS * float(torch.finfo(dt).eps)
 
 
-def rows_identical(z: torch.Tensor, dtype: torch.dtype | None = None) -> bool:
+def rows_identical(
+    z: torch.Tensor, dtype: torch.dtype | None = None, *, centered: torch.Tensor | None = None
+) -> bool:
     """Whether the rows of ``z (n, d)`` are numerically identical (see the module docstring).
 
     ``||z - mean(z)||_F <= degenerate_rtol(dtype) · ||z||_F`` in float64; ``dtype`` is
-    the precision of the input the rows came from (default ``z.dtype``). All-zero
-    input and ``n = 1`` count as identical.
+    the precision of the input the rows came from (default ``z.dtype``); ``centered`` is
+    ``z - mean(z)`` in float64 when the caller has it. All-zero input and ``n = 1`` count
+    as identical.
     """
     zd = z.double()
     scale = float(torch.linalg.matrix_norm(zd)) if zd.numel() else 0.0
     if scale == 0.0 or zd.shape[0] < 2:
         return True
-    spread = float(torch.linalg.matrix_norm(zd - zd.mean(dim=0, keepdim=True)))
+    if centered is None:
+        centered = zd - zd.mean(dim=0, keepdim=True)
+    spread = float(torch.linalg.matrix_norm(centered))
     return spread <= degenerate_rtol(dtype or z.dtype) * scale
 
 
@@ -315,9 +320,15 @@ def build_kernel(
         t = as_tensor(x, name, ndim=2, device=device)
         t = t if t.is_floating_point() else t.double()
         rows = row_normalize(t.double()) if kernel in _NORMALISED_ROWS else t
-        out = Kernel(
-            kernel, factor=FACTOR_KERNELS[kernel](t), degenerate=rows_identical(rows, t.dtype)
-        )
+        if kernel == "centered_cosine" and FACTOR_KERNELS[kernel] is centered_cosine:
+            # centered_cosine(t) from the rows normalised above (the same float64 steps)
+            centered = rows - rows.mean(dim=0, keepdim=True)
+            factor = centered.to(t.dtype)
+            degenerate = rows_identical(rows, t.dtype, centered=centered)
+        else:
+            factor = FACTOR_KERNELS[kernel](t)
+            degenerate = rows_identical(rows, t.dtype)
+        out = Kernel(kernel, factor=factor, degenerate=degenerate)
     if out.degenerate or normalize != "frobenius":
         return out
     return frobenius_normalize(out, name)

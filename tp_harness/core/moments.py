@@ -211,14 +211,14 @@ def moment_sums(
     fused = _use_fused(models, prior, work)
     buffers = _TileBuffers(len(models), prior.dtype, prior.device)
     for tile in tiles:
-        k = prior.tile(tile.rows, tile.cols)
+        k = buffers.prior_tile(prior, tile.rows, tile.cols)
         ms = buffers.model_tiles(models, tile.rows, tile.cols)
         if num_blocks:
             rows, cols = _segments(tile.rows, block_edge), _segments(tile.cols, block_edge)
         else:  # one segment each: the whole tile
             rows, cols = [(0, _len(tile.rows), 0)], [(0, _len(tile.cols), 0)]
         if fused:
-            sums = _fused_block_sums(*buffers.sigmoids(k, inv_t), ms, rows, cols)
+            sums = _fused_block_sums(k, inv_t, ms, rows, cols, buffers)
         elif num_blocks:
             sums = _tile_block_sums(k, ms, inv_t, rows, cols)
         else:
@@ -242,12 +242,13 @@ def _len(sl: slice) -> int:
 
 
 class _TileBuffers:
-    """Model tiles written into reused ``(m, b, c)`` buffers (one per tile shape), not
-    stacked into a new tensor per tile."""
+    """The prior tile and the model tiles written into reused buffers (one per tile shape),
+    not allocated and stacked into new tensors per tile."""
 
     def __init__(self, num_models: int, dtype: torch.dtype, device: torch.device) -> None:
         self.m, self.dtype, self.device = num_models, dtype, device
         self.bufs: dict[tuple[int, int], torch.Tensor] = {}
+        self.prior_bufs: dict[tuple[int, int], torch.Tensor] = {}
         self.sig: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def sigmoids(self, k: torch.Tensor, inv_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,6 +268,17 @@ class _TileBuffers:
             torch.sigmoid(var[ti], out=sig[ti])
             var[ti].neg_().sigmoid_().mul_(sig[ti])  # s(-x) s(x)
         return sig, var
+
+    def prior_tile(self, prior: Kernel, rows: slice, cols: slice) -> torch.Tensor:
+        """``K[rows, cols]``, a factor's product written into a reused buffer."""
+        if prior.factor is None or prior.factor.dtype != self.dtype:
+            return prior.tile(rows, cols)
+        shape = (_len(rows), _len(cols))
+        buf = self.prior_bufs.get(shape)
+        if buf is None:
+            buf = torch.empty(shape, dtype=self.dtype, device=self.device)
+            self.prior_bufs[shape] = buf
+        return torch.matmul(prior.factor[rows], prior.factor[cols].T, out=buf)
 
     def model_tiles(self, models: Sequence[Kernel], rows: slice, cols: slice) -> torch.Tensor:
         shape = (_len(rows), _len(cols))
@@ -303,27 +315,35 @@ def _use_fused(models: Sequence[Kernel], prior: Kernel, work: int) -> bool:
 
 
 def _fused_block_sums(
-    sig: torch.Tensor,
-    var: torch.Tensor,
+    k: torch.Tensor,
+    inv_t: torch.Tensor,
     ms: torch.Tensor,
     rows: list[tuple[int, int, int]],
     cols: list[tuple[int, int, int]],
+    buffers: _TileBuffers,
 ) -> torch.Tensor:
-    """:func:`_tile_block_sums` through the compiled epilogue (one pass over the tile)."""
+    """:func:`_tile_block_sums` through the compiled epilogue (one pass over the tile):
+    float32 tiles compute their sigmoids inside it, float64 ones take torch's."""
     from . import compiled
 
     jit = compiled.kernels("moment_kernels")
-    row_seg = np.repeat(np.arange(len(rows)), [r1 - r0 for r0, r1, _ in rows])
-    col_seg = np.repeat(np.arange(len(cols)), [c1 - c0 for c0, c1, _ in cols])
-    out = jit.tile_epilogue(
-        sig.numpy(),
-        var.numpy(),
-        ms.numpy(),
-        row_seg.astype(np.int64),
-        col_seg.astype(np.int64),
-        len(rows),
-        len(cols),
-    )
+    row_seg = np.repeat(np.arange(len(rows)), [r1 - r0 for r0, r1, _ in rows]).astype(np.int64)
+    col_seg = np.repeat(np.arange(len(cols)), [c1 - c0 for c0, c1, _ in cols]).astype(np.int64)
+    if k.dtype == torch.float32:
+        out = jit.tile_epilogue_fused(
+            np.ascontiguousarray(k.numpy()),
+            inv_t.numpy(),
+            ms.numpy(),
+            row_seg,
+            col_seg,
+            len(rows),
+            len(cols),
+        )
+    else:
+        sig, var = buffers.sigmoids(k, inv_t)
+        out = jit.tile_epilogue(
+            sig.numpy(), var.numpy(), ms.numpy(), row_seg, col_seg, len(rows), len(cols)
+        )
     return torch.from_numpy(out)
 
 
