@@ -181,3 +181,103 @@ def test_the_in_kernel_sigmoid_against_float64() -> None:
     )
     np.testing.assert_array_equal(one[0, 0, 0, 0], [1.0, 0.0, 0.5])
     np.testing.assert_array_equal(one[0, 0, 1, 0], [0.0, 0.0, 0.25])
+
+
+def test_the_compiled_torch_epilogue_matches_float64(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``torch.compile`` epilogue (Triton on CUDA; here inductor's C++ backend, the same
+    graph) within 1e-6 of the float64 computation, with jackknife blocks, at tiny and
+    huge T, and selected without a fallback warning."""
+    import warnings
+
+    from tp_harness.core import moments
+    from tp_harness.core.compiled import torch_epilogue
+
+    monkeypatch.setenv("TP_HARNESS_COMPILE_EPILOGUE", "1")
+    monkeypatch.setattr(moments, "FUSED_MIN_WORK", 1 << 62)  # not the numba epilogue
+    calls: list[int] = []
+    real = moments._compiled_block_sums
+
+    def spy(*args: object) -> object:
+        calls.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(moments, "_compiled_block_sums", spy)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    p = (rng.normal(size=(300, 5)) + x[:, :5]).astype(np.float32)
+    temps = [1e-40, 1e-3, 0.3, 1e6]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        got = task_prior_moments(x, p, temps, block_size=128, num_blocks=7)
+    assert calls and not torch_epilogue._failed
+    ref = task_prior_moments(
+        x.astype(np.float64), p.astype(np.float64), temps, block_size=128, num_blocks=7
+    )
+    z = x.astype(np.float64) / np.linalg.norm(x, axis=1, keepdims=True)
+    z -= z.mean(0)
+    scale = float(np.abs(z @ z.T).sum())
+    for t in temps:
+        g, r = got["model"][t], ref["model"][t]
+        assert abs(g.mean - r.mean) <= 1e-6 * scale, t
+        assert abs(g.variance - r.variance) <= 1e-6 * scale, t
+        np.testing.assert_allclose(g.mean_per_pair_ci, r.mean_per_pair_ci, rtol=1e-4, atol=1e-9)
+
+
+def test_the_compiled_torch_epilogue_is_selected_on_cuda_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    import torch
+
+    from tp_harness.core.compiled import torch_epilogue as te
+
+    for var in ("TP_HARNESS_COMPILE_EPILOGUE", "TP_HARNESS_NO_JIT"):
+        monkeypatch.delenv(var, raising=False)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: object() if name == "triton" else real(name)
+    )
+    assert not te.use_compiled(cpu) and te.use_compiled(cuda)
+    monkeypatch.setenv("TP_HARNESS_COMPILE_EPILOGUE", "1")
+    assert te.use_compiled(cpu)
+    monkeypatch.setenv("TP_HARNESS_NO_JIT", "1")  # switches every compiled path off
+    assert not te.use_compiled(cpu) and not te.use_compiled(cuda)
+    monkeypatch.delenv("TP_HARNESS_NO_JIT")
+    monkeypatch.setenv("TP_HARNESS_COMPILE_EPILOGUE", "0")
+    assert not te.use_compiled(cuda)
+    monkeypatch.delenv("TP_HARNESS_COMPILE_EPILOGUE")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # no Triton
+    assert not te.use_compiled(cuda)
+
+
+def test_a_failed_compile_falls_back_to_the_eager_epilogue_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from tp_harness.core.compiled import torch_epilogue as te
+
+    def broken() -> object:
+        raise RuntimeError("Cannot find a working triton installation")
+
+    monkeypatch.setattr(te, "_compiled", broken)
+    monkeypatch.setattr(te, "_failed", [])
+    g = torch.Generator().manual_seed(0)
+    k, ms = torch.randn(6, 5, generator=g), torch.randn(2, 6, 5, generator=g)
+    inv_t = torch.tensor([1.0, 4.0])
+    with pytest.warns(RuntimeWarning, match="could not be built.*triton.*COMPILE_EPILOGUE=0"):
+        out = te.row_sums(k, ms, inv_t)
+    kd, md = k.double(), ms.double()
+    for ti, it in enumerate(inv_t.double()):
+        s = torch.sigmoid(kd * it)
+        torch.testing.assert_close(out[:, ti, 0], (md * s).sum(-1), rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(
+            out[:, ti, 1], (md * md * s * (1 - s)).sum(-1), rtol=1e-6, atol=1e-9
+        )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once: the second call is quiet and eager
+        torch.testing.assert_close(te.row_sums(k, ms, inv_t), out, rtol=0, atol=0)

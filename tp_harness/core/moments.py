@@ -209,6 +209,7 @@ def moment_sums(
     total = torch.zeros(shape, dtype=torch.float64, device=inv_t.device)
     work = sum(_len(t.rows) * _len(t.cols) for t in tiles) * len(models) * len(temperatures)
     fused = _use_fused(models, prior, work)
+    compiled_torch = not fused and _use_compiled_torch(models, prior)
     buffers = _TileBuffers(len(models), prior.dtype, prior.device)
     for tile in tiles:
         k = buffers.prior_tile(prior, tile.rows, tile.cols)
@@ -219,6 +220,8 @@ def moment_sums(
             rows, cols = [(0, _len(tile.rows), 0)], [(0, _len(tile.cols), 0)]
         if fused:
             sums = _fused_block_sums(k, inv_t, ms, rows, cols, buffers)
+        elif compiled_torch:
+            sums = _compiled_block_sums(k, inv_t, ms, rows, cols)
         elif num_blocks:
             sums = _tile_block_sums(k, ms, inv_t, rows, cols)
         else:
@@ -345,6 +348,39 @@ def _fused_block_sums(
             sig.numpy(), var.numpy(), ms.numpy(), row_seg, col_seg, len(rows), len(cols)
         )
     return torch.from_numpy(out)
+
+
+def _use_compiled_torch(models: Sequence[Kernel], prior: Kernel) -> bool:
+    """The ``torch.compile`` epilogue (:mod:`.compiled.torch_epilogue`): on CUDA with Triton
+    by default, float32/float64 tiles of one dtype."""
+    from .compiled import torch_epilogue
+
+    return (
+        torch_epilogue.use_compiled(prior.device)
+        and prior.dtype in (torch.float32, torch.float64)
+        and all(m.dtype == prior.dtype for m in models)
+    )
+
+
+def _compiled_block_sums(
+    k: torch.Tensor,
+    inv_t: torch.Tensor,
+    ms: torch.Tensor,
+    rows: list[tuple[int, int, int]],
+    cols: list[tuple[int, int, int]],
+) -> torch.Tensor:
+    """:func:`_tile_block_sums` through the compiled torch epilogue: one call per column
+    segment (float64 row sums), then the row segments summed."""
+    from .compiled import torch_epilogue
+
+    out = torch.empty(
+        ms.shape[0], inv_t.shape[0], 2, len(rows), len(cols), dtype=torch.float64, device=k.device
+    )
+    for ci, (c0, c1, _) in enumerate(cols):
+        r = torch_epilogue.row_sums(k[:, c0:c1], ms[..., c0:c1], inv_t)  # (m, t, 2, b)
+        for ri, (r0, r1, _) in enumerate(rows):
+            out[..., ri, ci] = r[..., r0:r1].sum(dim=-1)
+    return out
 
 
 def _mc_chunks(
