@@ -6,6 +6,7 @@ the ratio to this machine's fp32 matmul rate measured in the same run.
 
     python benchmarks/bench_moments.py                 # CPU: 4k/8k/16k both, 50k/100k ours
     python benchmarks/bench_moments.py --device cuda   # the same on a GPU
+    python benchmarks/bench_moments.py --device cuda --dim 768 --compare --alone 1000000
     python benchmarks/bench_moments.py --interval-cost # CI blocks vs no CIs, same process
     python benchmarks/bench_moments.py --epilogue      # compiled vs torch tile epilogue
 """
@@ -205,6 +206,7 @@ def epilogue_table(n: int) -> None:
 
 def _spawn(impl: str, n: int, device: str, block: int | None) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--child", impl, "--n", str(n), "--device", device]
+    cmd += ["--dim", str(D)]
     if block:
         cmd += ["--block-size", str(block)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -219,6 +221,7 @@ def main() -> None:
     ap.add_argument("--compare", type=int, nargs="*", default=[4096, 8192, 16384])
     ap.add_argument("--alone", type=int, nargs="*", default=[50_000, 100_000])
     ap.add_argument("--block-size", type=int, default=None)
+    ap.add_argument("--dim", type=int, default=D, help="d = r of the features (default 384)")
     ap.add_argument("--child", choices=["dense", "ours"], default=None)
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--epilogue", action="store_true", help="compiled vs torch tile epilogue")
@@ -230,6 +233,8 @@ def main() -> None:
         help="time the pass with and without jackknife blocks at --compare sizes",
     )
     args = ap.parse_args()
+    global D, R
+    D = R = args.dim
     if args.epilogue_child:
         print(json.dumps(epilogue_one(*args.epilogue_child)))
         return

@@ -279,9 +279,11 @@ def test_bad_arrays() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_matches_cpu() -> None:
     x, p = _features(0, 3000, 64), _features(1, 3000, 32)
+    ref = task_prior_moments(x.astype(np.float64), p.astype(np.float64), [0.1, 1.0])
     cpu = task_prior_moments(x, p, [0.1, 1.0])
     gpu = task_prior_moments(x, p, [0.1, 1.0], device="cuda")
-    assert isinstance(cpu, dict) and isinstance(gpu, dict)
+    assert isinstance(cpu, dict) and isinstance(gpu, dict) and isinstance(ref, dict)
     for t in (0.1, 1.0):
-        assert gpu["model"][t].mean == pytest.approx(cpu["model"][t].mean, rel=1e-9)
-        assert gpu["model"][t].variance == pytest.approx(cpu["model"][t].variance, rel=1e-9)
+        for got in (cpu, gpu):  # both float32 passes within 1e-6 of float64
+            assert got["model"][t].mean == pytest.approx(ref["model"][t].mean, rel=1e-6)
+            assert got["model"][t].variance == pytest.approx(ref["model"][t].variance, rel=1e-6)
