@@ -221,7 +221,7 @@ def main() -> None:
     ap.add_argument("--compare", type=int, nargs="*", default=[4096, 8192, 16384])
     ap.add_argument("--alone", type=int, nargs="*", default=[50_000, 100_000])
     ap.add_argument("--block-size", type=int, default=None)
-    ap.add_argument("--dim", type=int, default=D, help="d = r of the features (default 384)")
+    ap.add_argument("--dim", type=int, default=384, help="d = r of the features")
     ap.add_argument("--child", choices=["dense", "ours"], default=None)
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--epilogue", action="store_true", help="compiled vs torch tile epilogue")
