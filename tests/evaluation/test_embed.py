@@ -7,6 +7,8 @@ through ``AutoModel`` (or the sentence-transformers library for the real MiniLM)
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +145,45 @@ def test_resolve_local_models(tiny_bert_dir: Path, tiny_st_dir: Path) -> None:
     assert (st.kind, st.pooling, st.normalize) == ("sentence-transformers", "cls", True)
     with pytest.raises(ValueError, match="out of range"):
         resolve_model(ModelSpec(str(tiny_bert_dir), layers=[5]))
+
+
+def test_a_warm_resolution_reads_no_config(
+    tiny_st_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What resolution derives from the config files is kept under the cache root: a
+    second resolution of the same spec and files loads no config (so a warm run imports
+    no transformers) and gives the same answer; the config comes when it is needed;
+    editing a config file (sub-folders included) resolves again."""
+    import shutil
+    import time
+
+    from tp_harness.evaluation.embed import loading
+
+    folder = tmp_path / "st"
+    shutil.copytree(tiny_st_dir, folder)
+    spec = ModelSpec(str(folder), layers="all", dtype="auto")
+    first = resolve_model(spec)
+    assert first.config is not None
+    real = loading._load_config
+    loads: list[str] = []
+
+    def counting(*args: object) -> object:
+        loads.append(str(args[1]))
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loading, "_load_config", counting)
+    again = resolve_model(spec)
+    assert loads == [] and again.config is None
+    assert again == dataclasses.replace(first, config=None)
+    assert again.model_config().model_type == first.config.model_type and len(loads) == 1
+    time.sleep(0.01)  # a new mtime
+    pooling = folder / "1_Pooling" / "config.json"
+    cfg = json.loads(pooling.read_text())
+    cfg.update(pooling_mode_cls_token=False, pooling_mode_mean_tokens=True)
+    pooling.write_text(json.dumps(cfg))
+    edited = resolve_model(spec)
+    assert len(loads) == 2 and (first.pooling, edited.pooling) == ("cls", "mean")
+    assert list((Path(os.environ["TP_HARNESS_CACHE"]) / "resolved").glob("*.json"))
 
 
 @pytest.mark.usefixtures("no_network")

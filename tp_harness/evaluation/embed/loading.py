@@ -79,6 +79,14 @@ class ResolvedModel:
     max_length_limit: int | None = None
     config: Any = field(default=None, repr=False)
 
+    def model_config(self) -> Any:
+        """The transformers config, loaded on first use (a resolution read from the
+        resolution cache has none until the model is loaded)."""
+        if self.config is None:
+            spec = self.spec.replace(gguf_file=None) if self.spec.gguf_file else self.spec
+            self.config = _load_config(spec, self.source, self.load_revision, self.local_files_only)
+        return self.config
+
     @property
     def name(self) -> str:
         """Display name of the final embedding."""
@@ -349,24 +357,15 @@ def checkpoint_dtype(config: Any) -> str:
     return "float32"
 
 
-def resolve_model(spec: ModelSpec) -> ResolvedModel:
-    """Find the model (local, bundled, HF cache or Hub) and decide kind, pooling and layers.
+#: Bump when what :func:`_resolution_facts` derives from a config changes.
+RESOLUTION_VERSION = 1
 
-    Reads only config files. A Hub id that is neither cached nor reachable raises
-    :class:`~tp_harness.embed.hub.HubUnavailableError` at once.
-    """
-    from .gguf import converted_source
 
-    source, revision, fingerprint, local_only, rev = _locate(spec)
-    gguf_source = converted_source(source, spec.gguf_file) if spec.gguf_file else None
-    config = _load_config(
-        spec.replace(gguf_file=None) if gguf_source else spec,
-        gguf_source or source,
-        rev,
-        local_only or bool(gguf_source),
-    )
-    if spec.dtype == "auto":  # the checkpoint's own dtype, fixed here (cache keys, results)
-        spec = spec.replace(dtype=checkpoint_dtype(config))
+def _resolution_facts(
+    spec: ModelSpec, source: str, config: Any, rev: str | None, local_only: bool
+) -> dict[str, Any]:
+    """What resolution derives from the config files: JSON-able."""
+    dtype = checkpoint_dtype(config) if spec.dtype == "auto" else spec.dtype
     modules = _read_json(source, "modules.json", rev, local_only)
     kind = "sentence-transformers" if modules else _detect_kind(config)
     prefix = _num_prefix_tokens(config) if kind == "image" else 0
@@ -379,12 +378,108 @@ def resolve_model(spec: ModelSpec) -> ResolvedModel:
             normalize = normalize or st_normalize
     elif pooling == "auto":
         pooling = _auto_pooling(kind, prefix, config)
+    return {
+        "dtype": dtype,
+        "kind": kind,
+        "prefix": prefix,
+        "pooling": pooling,
+        "normalize": bool(normalize),
+        "num_layers": _num_layers(config, kind),
+        "max_length_limit": st_config.get("max_seq_length"),
+    }
+
+
+def _resolution_cache_file(spec: ModelSpec, located: tuple[Any, ...]) -> Path | None:
+    """``model_cache_root()/resolved/<key>.json`` for this spec and these exact files (the
+    local fingerprint hashes every config file's size and mtime; a Hub commit is fixed), or
+    None when the files cannot be pinned (a Hub id without a commit)."""
+    source, _, fingerprint, local_only, rev, gguf_source = located
+    if fingerprint == "unknown":
+        return None
+    from importlib.metadata import version
+
+    from .cache import cache_key
+
+    key = cache_key(
+        {
+            "v": RESOLUTION_VERSION,
+            "spec": repr(spec),
+            "source": gguf_source or source,
+            "fingerprint": fingerprint,
+            "local_only": local_only,
+            "rev": rev,
+            "transformers": version("transformers"),
+            "json_files": _json_stats(Path(source)) if Path(source).is_dir() else None,
+        }
+    )
+    return model_cache_root() / "resolved" / f"{key}.json"
+
+
+def _json_stats(path: Path) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime) of the JSON files a local folder's resolution reads,
+    sub-folders included (sentence-transformers' ``1_Pooling/config.json``)."""
+    files = [*path.glob("*.json"), *path.glob("*/*.json")]
+    return sorted(
+        (str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
+        for f in files
+        if f.is_file()
+    )
+
+
+def _cached_facts(file: Path | None) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(file.read_text())) if file is not None else None
+    except (OSError, ValueError):  # absent or unreadable: resolve again
+        return None
+
+
+def _store_facts(file: Path | None, facts: dict[str, Any]) -> None:
+    if file is None:
+        return
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(facts, sort_keys=True))
+        os.replace(tmp, file)
+    except OSError:  # a read-only cache only costs the next run its config parse
+        pass
+
+
+def resolve_model(spec: ModelSpec) -> ResolvedModel:
+    """Find the model (local, bundled, HF cache or Hub) and decide kind, pooling and layers.
+
+    Reads only config files, and only the first time: what it derives from them is kept
+    under ``model_cache_root()/resolved/`` keyed by the spec and the files' fingerprint
+    (so a warm run neither parses the config nor imports transformers; the config is
+    loaded when the model is). A Hub id that is neither cached nor reachable raises
+    :class:`~tp_harness.embed.hub.HubUnavailableError` at once.
+    """
+    from .gguf import converted_source
+
+    source, revision, fingerprint, local_only, rev = _locate(spec)
+    gguf_source = converted_source(source, spec.gguf_file) if spec.gguf_file else None
+    cache_file = _resolution_cache_file(
+        spec, (source, revision, fingerprint, local_only, rev, gguf_source)
+    )
+    facts, config = _cached_facts(cache_file), None
+    if facts is None:
+        config = _load_config(
+            spec.replace(gguf_file=None) if gguf_source else spec,
+            gguf_source or source,
+            rev,
+            local_only or bool(gguf_source),
+        )
+        facts = _resolution_facts(spec, source, config, rev, local_only)
+        _store_facts(cache_file, facts)
+    if spec.dtype == "auto":  # the checkpoint's own dtype, fixed here (cache keys, results)
+        spec = spec.replace(dtype=facts["dtype"])
+    kind, pooling = facts["kind"], facts["pooling"]
     if pooling not in POOLINGS_BY_KIND[kind]:
         raise ValueError(
             f"pooling={pooling!r} is not available for a {kind} model; choose from "
             f"{list(POOLINGS_BY_KIND[kind])}."
         )
-    num_layers = _num_layers(config, kind)
+    num_layers = facts["num_layers"]
     if spec.random_init:  # the architecture only: weights from seed 0, not the checkpoint
         revision, fingerprint = (
             f"random init (seed {RANDOM_INIT_SEED}) of {revision}",
@@ -396,15 +491,15 @@ def resolve_model(spec: ModelSpec) -> ResolvedModel:
         revision=revision,
         kind=kind,
         pooling=pooling,
-        normalize=normalize,
+        normalize=facts["normalize"],
         num_layers=num_layers,
         layers=_resolve_layers(spec, num_layers),
         fingerprint=fingerprint,
         local_files_only=local_only or bool(gguf_source),
         load_revision=rev,
-        num_prefix_tokens=prefix,
+        num_prefix_tokens=facts["prefix"],
         config=config,
-        max_length_limit=st_config.get("max_seq_length"),
+        max_length_limit=facts["max_length_limit"],
     )
 
 
@@ -441,8 +536,9 @@ def _max_length(resolved: ResolvedModel, tokenizer: Any) -> int:
     model_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(model_max, int) and model_max < 1_000_000:
         limits.append(model_max)
-    positions = getattr(resolved.config, "max_position_embeddings", None) or getattr(
-        resolved.config, "n_positions", None
+    config = resolved.model_config()
+    positions = getattr(config, "max_position_embeddings", None) or getattr(
+        config, "n_positions", None
     )
     if isinstance(positions, int) and positions > 0:
         limits.append(positions)
@@ -478,7 +574,8 @@ def load_model(resolved: ResolvedModel, device: str | torch.device | None = None
     with _no_weight_bars():
         if resolved.spec.random_init:
             torch.manual_seed(RANDOM_INIT_SEED)
-            model = AutoModel.from_config(resolved.config, dtype=_DTYPES[resolved.spec.dtype])
+            dtype = _DTYPES[resolved.spec.dtype]
+            model = AutoModel.from_config(resolved.model_config(), dtype=dtype)
         else:
             model = AutoModel.from_pretrained(
                 resolved.source, dtype=_DTYPES[resolved.spec.dtype], **kwargs
@@ -496,7 +593,8 @@ def load_model(resolved: ResolvedModel, device: str | torch.device | None = None
         pre = AutoImageProcessor.from_pretrained(resolved.source, **kwargs)
         max_len = 0
     else:
-        if getattr(resolved.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
+        encoder_decoder = getattr(resolved.model_config(), "is_encoder_decoder", False)
+        if encoder_decoder and hasattr(model, "get_encoder"):
             model = model.get_encoder()
         pre = _load_tokenizer(resolved, kwargs)
         max_len = _max_length(resolved, pre)
