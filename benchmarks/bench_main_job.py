@@ -9,8 +9,10 @@ before the command, "write" the run folder, "total" the process's wall time at t
 and "wall" is measured here around the process (interpreter shutdown included).
 
 * first run: nothing cached (a fresh NUMBA_CACHE_DIR, so the compiled kernels are built,
-  and a fresh --cache-dir, so the embeddings and baselines are computed);
-* new data: compiled kernels cached, embeddings computed (a fresh --cache-dir);
+  a fresh TP_HARNESS_CACHE, so the models' configs are parsed, and a fresh --cache-dir,
+  so the embeddings and baselines are computed);
+* new data: compiled kernels and model resolutions cached, embeddings computed (a fresh
+  --cache-dir);
 * warm: everything cached (what a second `make demo` does).
 """
 
@@ -52,7 +54,7 @@ def main() -> None:
     rows: list[tuple[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
-        first_env = {**base, "NUMBA_CACHE_DIR": str(t / "numba")}
+        first_env = {**base, "NUMBA_CACHE_DIR": str(t / "numba"), "TP_HARNESS_CACHE": str(t / "tp")}
         rows.append(("first run", run_once(t / "cache0", t / "out", first_env)))
         rows.append(("new data", run_once(t / "cache1", t / "out", first_env)))
         warm = [run_once(t / "cache1", t / "out", first_env) for _ in range(args.warm)]
