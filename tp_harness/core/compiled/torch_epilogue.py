@@ -1,12 +1,14 @@
 """The moments' tile epilogue as one ``torch.compile``'d function: Triton on CUDA.
 
 :func:`tile_row_sums` is written in plain torch; compiled by inductor it becomes one
-fused kernel per output that reads each prior tile and model tile once (sigmoids, both
-products and the row sums, accumulated in float64) instead of the eager path's passes
-over ``(models, b, c)`` temporaries. It is selected automatically for CUDA tiles when
-Triton is installed (:func:`use_compiled`); ``TP_HARNESS_COMPILE_EPILOGUE=1`` selects it
-on CPU too (inductor's C++ backend: how the tests check the same graph without a GPU),
-``TP_HARNESS_COMPILE_EPILOGUE=0`` or ``TP_HARNESS_NO_JIT=1`` turns it off. If compiling
+fused kernel per tile (checked on CPU with ``TORCH_LOGS=output_code``) that reads the
+prior tile once, writes the two sigmoid arrays per temperature once and reads them with
+each model tile for both products and the row sums (accumulated in float64), instead of
+the eager path's passes over ``(models, b, c)`` temporaries. It is selected automatically
+for CUDA tiles when Triton is installed (:func:`use_compiled`);
+``TP_HARNESS_COMPILE_EPILOGUE=1`` selects it on CPU too (inductor's C++ backend: how the
+tests check the same graph without a GPU), ``TP_HARNESS_COMPILE_EPILOGUE=0`` or
+``TP_HARNESS_NO_JIT=1`` turns it off. If compiling
 fails, the eager function (same math) is used and a warning says why.
 """
 
