@@ -186,6 +186,30 @@ def test_a_warm_resolution_reads_no_config(
     assert list((Path(os.environ["TP_HARNESS_CACHE"]) / "resolved").glob("*.json"))
 
 
+def test_the_resolution_cache_key_is_the_same_in_every_process(tiny_bert_dir: Path) -> None:
+    """The key must not follow the per-process string hash (a spec's ``user_set`` is a
+    frozenset): the same spec resolved under two hash seeds names one file."""
+    import subprocess
+    import sys
+
+    code = (
+        "from tp_harness.evaluation.embed import loading, parse_model_spec as p;"
+        f"s = p({str(tiny_bert_dir) + ':pooling=cls,max_length=9,batch_size=3,dtype=auto'!r});"
+        "print(loading._resolution_cache_file(s, (*loading._locate(s), None)))"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert len(keys) == 1 and next(iter(keys)).endswith(".json"), keys
+
+
 @pytest.mark.usefixtures("no_network")
 def test_unreachable_hub_id_fails_fast() -> None:
     with pytest.raises(HubUnavailableError) as info:

@@ -403,7 +403,7 @@ def _resolution_cache_file(spec: ModelSpec, located: tuple[Any, ...]) -> Path | 
     key = cache_key(
         {
             "v": RESOLUTION_VERSION,
-            "spec": repr(spec),
+            "spec": _spec_fields(spec),
             "source": gguf_source or source,
             "fingerprint": fingerprint,
             "local_only": local_only,
@@ -413,6 +413,17 @@ def _resolution_cache_file(spec: ModelSpec, located: tuple[Any, ...]) -> Path | 
         }
     )
     return model_cache_root() / "resolved" / f"{key}.json"
+
+
+def _spec_fields(spec: ModelSpec) -> dict[str, Any]:
+    """The spec's fields in a process-independent form (sets sorted: a frozenset's repr
+    follows the per-process string hash)."""
+    import dataclasses
+
+    return {
+        f.name: sorted(v) if isinstance(v := getattr(spec, f.name), frozenset) else v
+        for f in dataclasses.fields(spec)
+    }
 
 
 def _json_stats(path: Path) -> list[tuple[str, int, int]]:
