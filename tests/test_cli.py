@@ -172,3 +172,34 @@ def test_leaderboard_source_alone_still_means_serve() -> None:
         "runs",
         True,
     )
+
+
+def test_the_collector_settings_are_the_callers_again_after_a_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """main() collects less often while a command runs (a warm `evaluate` spent ~0.6 s in
+    full collections) and gives an in-process caller its own thresholds back, also
+    after an error."""
+    import gc
+
+    during: list[tuple[int, int, int]] = []
+    real = cli._cmd_list
+
+    def spy(args: argparse.Namespace) -> int:
+        during.append(gc.get_threshold())
+        return real(args)
+
+    monkeypatch.setattr(cli, "_cmd_list", spy)
+    seen: list[tuple[int, int, int]] = []
+    before = gc.get_threshold()
+    gc.set_threshold(123, 4, 5)
+    try:
+        assert cli.main(["list", "probes"]) == 0
+        seen.append(gc.get_threshold())
+        assert cli.main(["evaluate", "--model", "./no/such/model/folder"]) == 2
+        seen.append(gc.get_threshold())
+    finally:
+        gc.set_threshold(*before)
+    assert during == [(10_000, 10, 10)]
+    assert seen == [(123, 4, 5)] * 2
+    assert "no/such/model/folder" in capsys.readouterr().err
