@@ -9,6 +9,7 @@ the ratio to this machine's fp32 matmul rate measured in the same run.
     python benchmarks/bench_moments.py --device cuda --dim 768 --compare --alone 1000000
     python benchmarks/bench_moments.py --interval-cost # CI blocks vs no CIs, same process
     python benchmarks/bench_moments.py --epilogue      # compiled vs torch tile epilogue
+    python benchmarks/bench_moments.py --device cuda --dim 768 --precision 100000  # TF32 modes
 """
 
 from __future__ import annotations
@@ -132,6 +133,49 @@ def interval_cost(n: int, device_name: str, repeats: int = 5) -> dict[str, float
     return best
 
 
+#: temperatures of ``--precision`` (small T is where the prior tile's rounding matters)
+PRECISION_TEMPS = (0.01, 0.1, 1.0)
+
+
+def precision_table(n: int, device_name: str) -> None:
+    """Each tile-product mode (``TP_HARNESS_TILE_MATMUL``) against a float64 pass on the
+    same data: seconds and the largest relative difference of the mean and the variance
+    over :data:`PRECISION_TEMPS` (one process, each mode timed after a warm-up)."""
+    import os
+
+    from tp_harness import task_prior_moments
+    from tp_harness.core.tf32 import MODES
+
+    device = torch.device(device_name)
+    x, p = _data(n, device)
+    temps = list(PRECISION_TEMPS)
+    _sync(device)
+    t0 = time.perf_counter()
+    ref = task_prior_moments(x, p, temps, device=device, dtype=torch.float64, num_blocks=None)
+    _sync(device)
+    print(f"n = {n}, d = r = {D}, {device}; float64 reference {time.perf_counter() - t0:.2f} s\n")
+    print("| tile products | seconds | max rel. diff mean | max rel. diff variance |")
+    print("|---|---|---|---|")
+    for mode in MODES:
+        os.environ["TP_HARNESS_TILE_MATMUL"] = mode
+        task_prior_moments(x[:4096], p[:4096], temps, device=device)  # warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        got = task_prior_moments(x, p, temps, device=device, num_blocks=None)
+        _sync(device)
+        sec = time.perf_counter() - t0
+        dm = max(
+            abs(got["model"][t].mean - ref["model"][t].mean) / abs(ref["model"][t].mean)
+            for t in temps
+        )
+        dv = max(
+            abs(got["model"][t].variance - ref["model"][t].variance) / abs(ref["model"][t].variance)
+            for t in temps
+        )
+        print(f"| {mode} | {sec:.2f} | {dm:.1e} | {dv:.1e} |")
+    os.environ.pop("TP_HARNESS_TILE_MATMUL")
+
+
 #: (d = r, models, temperatures) rows of ``--epilogue``.
 EPILOGUE_CASES = ((64, 1, 1), (128, 1, 1), (384, 1, 1), (768, 1, 1), (384, 8, 3))
 
@@ -226,6 +270,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--epilogue", action="store_true", help="compiled vs torch tile epilogue")
     ap.add_argument("--epilogue-n", type=int, default=16384)
+    ap.add_argument(
+        "--precision",
+        type=int,
+        default=0,
+        metavar="N",
+        help="tile-product modes (fp32 / 3xtf32 / tf32, CUDA) against float64 at n = N",
+    )
     ap.add_argument("--epilogue-child", type=int, nargs=4, default=None, help=argparse.SUPPRESS)
     ap.add_argument(
         "--interval-cost",
@@ -240,6 +291,9 @@ def main() -> None:
         return
     if args.epilogue:
         epilogue_table(args.epilogue_n)
+        return
+    if args.precision:
+        precision_table(args.precision, args.device)
         return
     if args.interval_cost:
         print("| n | no intervals s | 20 jackknife blocks s | cost |\n|---|---|---|---|")

@@ -16,9 +16,16 @@ PY
 echo "## CUDA tests"
 timeout 180 $PY -m pytest -q -x -k cuda tests/core
 echo "## Moments on CUDA (d = r = 768: 16k against dense, then 100k and 1M alone)"
-echo "## (the tile epilogue through torch.compile/Triton, fp32 tiles, no TF32)"
+echo "## (the tile epilogue through torch.compile/Triton, IEEE fp32 tile products)"
 timeout 200 $PY benchmarks/bench_moments.py --device cuda --dim 768 --compare 16384 \
   --alone 100000 1000000
+echo "## Tile-product precision (TP_HARNESS_TILE_MATMUL) against float64, n = 100k, d = 768"
+timeout 90 $PY benchmarks/bench_moments.py --device cuda --dim 768 --precision 100000
+for MODE in 3xtf32 tf32; do
+  echo "## n = 1M, d = 768 with TP_HARNESS_TILE_MATMUL=$MODE"
+  TP_HARNESS_TILE_MATMUL=$MODE timeout 120 $PY benchmarks/bench_moments.py --device cuda \
+    --dim 768 --compare --alone 1000000
+done
 echo "## Sampler and probes on CUDA"
 timeout 60 $PY benchmarks/bench_sampler.py --device cuda --loop-tasks 1
 timeout 60 $PY benchmarks/bench_probes.py --device cuda

@@ -29,6 +29,7 @@ from .checks import (
     resolve_device,
 )
 from .kernels import Kernel, build_kernels, check_kernel_name, effective_temperatures
+from .tf32 import matmul_3x, split_tf32, tf32_products, tile_matmul_mode
 from .uncertainty import (
     CONFIDENCE,
     DEFAULT_BLOCKS,
@@ -210,7 +211,7 @@ def moment_sums(
     work = sum(_len(t.rows) * _len(t.cols) for t in tiles) * len(models) * len(temperatures)
     fused = _use_fused(models, prior, work)
     compiled_torch = not fused and _use_compiled_torch(models, prior)
-    buffers = _TileBuffers(len(models), prior.dtype, prior.device)
+    buffers = _TileBuffers(len(models), prior.dtype, prior.device, tile_matmul_mode(prior.device))
     for tile in tiles:
         k = buffers.prior_tile(prior, tile.rows, tile.cols)
         ms = buffers.model_tiles(models, tile.rows, tile.cols)
@@ -248,11 +249,29 @@ class _TileBuffers:
     """The prior tile and the model tiles written into reused buffers (one per tile shape),
     not allocated and stacked into new tensors per tile."""
 
-    def __init__(self, num_models: int, dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(
+        self, num_models: int, dtype: torch.dtype, device: torch.device, mode: str = "fp32"
+    ) -> None:
         self.m, self.dtype, self.device = num_models, dtype, device
+        self.mode = mode if dtype == torch.float32 else "fp32"  # TF32 is for float32 only
         self.bufs: dict[tuple[int, int], torch.Tensor] = {}
         self.prior_bufs: dict[tuple[int, int], torch.Tensor] = {}
+        self.splits: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.sig: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _split(self, factor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The factor's TF32 split (:func:`~tp_harness.core.tf32.split_tf32`), once per pass."""
+        key = id(factor)
+        if key not in self.splits:
+            self.splits[key] = split_tf32(factor)
+        return self.splits[key]
+
+    def _product_3x(
+        self, factor: torch.Tensor, rows: slice, cols: slice, out: torch.Tensor
+    ) -> torch.Tensor:
+        hi, lo = self._split(factor)
+        with tf32_products(True):
+            return matmul_3x((hi[rows], lo[rows]), (hi[cols], lo[cols]), out=out)
 
     def sigmoids(self, k: torch.Tensor, inv_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(s(K/T), s(K/T) s(-K/T))``, each ``(t, b, c)``, in reused buffers."""
@@ -281,6 +300,8 @@ class _TileBuffers:
         if buf is None:
             buf = torch.empty(shape, dtype=self.dtype, device=self.device)
             self.prior_bufs[shape] = buf
+        if self.mode != "fp32":  # 3xtf32 and tf32: the prior tile from three TF32 products
+            return self._product_3x(prior.factor, rows, cols, buf)
         return torch.matmul(prior.factor[rows], prior.factor[cols].T, out=buf)
 
     def model_tiles(self, models: Sequence[Kernel], rows: slice, cols: slice) -> torch.Tensor:
@@ -291,7 +312,11 @@ class _TileBuffers:
             self.bufs[shape] = buf
         for i, model in enumerate(models):
             if model.factor is not None and model.factor.dtype == self.dtype:
-                torch.matmul(model.factor[rows], model.factor[cols].T, out=buf[i])
+                if self.mode == "3xtf32":
+                    self._product_3x(model.factor, rows, cols, buf[i])
+                else:
+                    with tf32_products(self.mode == "tf32"):
+                        torch.matmul(model.factor[rows], model.factor[cols].T, out=buf[i])
             else:
                 buf[i].copy_(model.tile(rows, cols))
         return buf
@@ -708,6 +733,7 @@ def task_prior_moments(
     for kn in names or [None]:
         check_kernel_name(kn, "prior_kernel")  # type: ignore[arg-type]
     dev = resolve_device(device)
+    tile_matmul_mode(dev)  # an unknown TP_HARNESS_TILE_MATMUL fails before any compute
     models, many_m = _build_models(model, model_kernel, normalize, dev)
     prior_k = build_kernels(
         prior, prior_kernel, weights=prior_weights, name="prior", normalize=normalize, device=dev
