@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.spies import count_calls
 from tp_harness.core.moments import task_prior_moments
 
 
@@ -119,14 +120,7 @@ def test_the_compiled_epilogue_is_chosen_by_the_size_of_the_pass(
     prior = build_kernels(rng.normal(size=(200, 4)).astype(np.float32), "centered_cosine")
     tiles = moments.tile_plan(200, 64)
     work = sum((t.rows.stop - t.rows.start) * (t.cols.stop - t.cols.start) for t in tiles) * 2
-    calls: list[int] = []
-    real = moments._fused_block_sums
-
-    def spy(*args: object) -> object:
-        calls.append(1)
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(moments, "_fused_block_sums", spy)
+    calls = count_calls(monkeypatch, moments, "_fused_block_sums")
     out = {}
     for limit in (work + 1, work):
         monkeypatch.setattr(moments, "FUSED_MIN_WORK", limit)
@@ -194,14 +188,7 @@ def test_the_compiled_torch_epilogue_matches_float64(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setenv("TP_HARNESS_COMPILE_EPILOGUE", "1")
     monkeypatch.setattr(moments, "FUSED_MIN_WORK", 1 << 62)  # not the numba epilogue
-    calls: list[int] = []
-    real = moments._compiled_block_sums
-
-    def spy(*args: object) -> object:
-        calls.append(1)
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(moments, "_compiled_block_sums", spy)
+    calls = count_calls(monkeypatch, moments, "_compiled_block_sums")
     rng = np.random.default_rng(2)
     x = rng.normal(size=(300, 8)).astype(np.float32)
     p = (rng.normal(size=(300, 5)) + x[:, :5]).astype(np.float32)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.spies import count_calls
 from tp_harness.core import moments, tf32
 from tp_harness.core.moments import task_prior_moments
 
@@ -56,14 +57,7 @@ def test_the_moments_assemble_the_split_tile_products(
     """The CUDA modes' code path run on CPU (IEEE products): within 1e-6 of float64, with
     jackknife blocks, on both epilogues."""
     monkeypatch.setattr(moments, "tile_matmul_mode", lambda device: mode)
-    calls: list[int] = []
-    real = tf32.matmul_3x
-
-    def spy(*args: object, **kwargs: object) -> torch.Tensor:
-        calls.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(moments, "matmul_3x", spy)
+    calls = count_calls(monkeypatch, moments, "matmul_3x")
     rng = np.random.default_rng(3)
     x = rng.normal(size=(500, 24)).astype(np.float32)
     p = (rng.normal(size=(500, 12)) + x[:, :12]).astype(np.float32)

@@ -156,6 +156,17 @@ def _segment_sums(
     return torch.stack([c[:, r0:r1].sum(dim=1) for r0, r1, _ in rows], dim=1)
 
 
+def _block_sums_buffer(
+    ms: torch.Tensor,
+    inv_t: torch.Tensor,
+    rows: list[tuple[int, int, int]],
+    cols: list[tuple[int, int, int]],
+) -> torch.Tensor:
+    """Empty ``(m, t, 2, len(rows), len(cols))`` float64 sums on the tiles' device."""
+    shape = (ms.shape[0], inv_t.shape[0], 2, len(rows), len(cols))
+    return torch.empty(shape, dtype=torch.float64, device=ms.device)
+
+
 def _tile_block_sums(
     k: torch.Tensor,
     ms: torch.Tensor,
@@ -164,15 +175,7 @@ def _tile_block_sums(
     cols: list[tuple[int, int, int]],
 ) -> torch.Tensor:
     """Sums of one tile per (row block, column block): -> (m, t, 2, len(rows), len(cols))."""
-    out = torch.empty(
-        ms.shape[0],
-        inv_t.shape[0],
-        2,
-        len(rows),
-        len(cols),
-        dtype=torch.float64,
-        device=k.device,
-    )
+    out = _block_sums_buffer(ms, inv_t, rows, cols)
     for ti in range(inv_t.shape[0]):
         x = k * inv_t[ti]
         p = ms * torch.sigmoid(x)
@@ -398,9 +401,7 @@ def _compiled_block_sums(
     segment (float64 row sums), then the row segments summed."""
     from .compiled import torch_epilogue
 
-    out = torch.empty(
-        ms.shape[0], inv_t.shape[0], 2, len(rows), len(cols), dtype=torch.float64, device=k.device
-    )
+    out = _block_sums_buffer(ms, inv_t, rows, cols)
     for ci, (c0, c1, _) in enumerate(cols):
         r = torch_epilogue.row_sums(k[:, c0:c1], ms[..., c0:c1], inv_t)  # (m, t, 2, b)
         for ri, (r0, r1, _) in enumerate(rows):

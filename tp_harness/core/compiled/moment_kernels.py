@@ -125,6 +125,11 @@ def _reduce_rows(acc, row_seg, n_rseg):  # type: ignore[no-untyped-def]
     return out
 
 
+def _col_bounds(col_seg: np.ndarray, n_cseg: int) -> np.ndarray:
+    """``(n_cseg + 1,)`` int64 first column of each segment (and the end)."""
+    return np.searchsorted(col_seg, np.arange(n_cseg + 1), side="left").astype(np.int64)
+
+
 def tile_epilogue(
     sig: np.ndarray,
     var: np.ndarray,
@@ -143,8 +148,7 @@ def tile_epilogue(
     contiguous ranges). Returns ``(m, t, 2, n_rseg, n_cseg)`` float64: ``Σ M s`` and
     ``Σ M² s s(-x)``.
     """
-    bounds = np.searchsorted(col_seg, np.arange(n_cseg + 1), side="left").astype(np.int64)
-    acc = _rows_epilogue(sig, var, ms, bounds)
+    acc = _rows_epilogue(sig, var, ms, _col_bounds(col_seg, n_cseg))
     return np.asarray(_reduce_rows(acc, row_seg, n_rseg))
 
 
@@ -161,6 +165,5 @@ def tile_epilogue_fused(
     prior tile, ``inv_t (t,)`` float32 inverse temperatures (``x = k · inv_t[t]`` in
     float32, as torch's ``k * inv_t[t]``), ``ms (m, b, c)`` float32 model tiles, all
     C-contiguous. Returns ``(m, t, 2, n_rseg, n_cseg)`` float64."""
-    bounds = np.searchsorted(col_seg, np.arange(n_cseg + 1), side="left").astype(np.int64)
-    acc = _rows_epilogue_fused(k, inv_t, ms, bounds)
+    acc = _rows_epilogue_fused(k, inv_t, ms, _col_bounds(col_seg, n_cseg))
     return np.asarray(_reduce_rows(acc, row_seg, n_rseg))

@@ -447,11 +447,10 @@ def _cached_facts(file: Path | None) -> dict[str, Any] | None:
 def _store_facts(file: Path | None, facts: dict[str, Any]) -> None:
     if file is None:
         return
+    from ..atomic import atomic_write_text
+
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(facts, sort_keys=True))
-        os.replace(tmp, file)
+        atomic_write_text(file, json.dumps(facts, sort_keys=True))
     except OSError:  # a read-only cache only costs the next run its config parse
         pass
 
