@@ -290,3 +290,11 @@ def test_cuda_epilogues_match_float64(monkeypatch: pytest.MonkeyPatch, compiled:
         assert g.mean == pytest.approx(r.mean, rel=1e-6), t
         assert g.variance == pytest.approx(r.variance, rel=1e-6), t
         np.testing.assert_allclose(g.mean_per_pair_ci, r.mean_per_pair_ci, rtol=1e-4)
+
+
+def test_an_unknown_compile_setting_fails_before_any_compute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TP_HARNESS_COMPILE_EPILOGUE", "yes")
+    with pytest.raises(ValueError, match="TP_HARNESS_COMPILE_EPILOGUE='yes' must be 0 or 1"):
+        task_prior_moments(np.ones((4, 2)), np.ones((4, 2)), 1.0)

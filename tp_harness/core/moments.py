@@ -28,6 +28,7 @@ from .checks import (
     inverse_temperatures,
     resolve_device,
 )
+from .compiled import torch_epilogue
 from .kernels import Kernel, build_kernels, check_kernel_name, effective_temperatures
 from .tf32 import matmul_3x, split_tf32, tf32_products, tile_matmul_mode
 from .uncertainty import (
@@ -381,8 +382,6 @@ def _fused_block_sums(
 def _use_compiled_torch(models: Sequence[Kernel], prior: Kernel) -> bool:
     """The ``torch.compile`` epilogue (:mod:`.compiled.torch_epilogue`): on CUDA with Triton
     by default, float32/float64 tiles of one dtype."""
-    from .compiled import torch_epilogue
-
     return (
         torch_epilogue.use_compiled(prior.device)
         and prior.dtype in (torch.float32, torch.float64)
@@ -399,8 +398,6 @@ def _compiled_block_sums(
 ) -> torch.Tensor:
     """:func:`_tile_block_sums` through the compiled torch epilogue: one call per column
     segment (float64 row sums), then the row segments summed."""
-    from .compiled import torch_epilogue
-
     out = _block_sums_buffer(ms, inv_t, rows, cols)
     for ci, (c0, c1, _) in enumerate(cols):
         r = torch_epilogue.row_sums(k[:, c0:c1], ms[..., c0:c1], inv_t)  # (m, t, 2, b)
@@ -734,7 +731,9 @@ def task_prior_moments(
     for kn in names or [None]:
         check_kernel_name(kn, "prior_kernel")  # type: ignore[arg-type]
     dev = resolve_device(device)
-    tile_matmul_mode(dev)  # an unknown TP_HARNESS_TILE_MATMUL fails before any compute
+    # an unknown TP_HARNESS_TILE_MATMUL or TP_HARNESS_COMPILE_EPILOGUE fails before compute
+    tile_matmul_mode(dev)
+    torch_epilogue.use_compiled(dev)
     models, many_m = _build_models(model, model_kernel, normalize, dev)
     prior_k = build_kernels(
         prior, prior_kernel, weights=prior_weights, name="prior", normalize=normalize, device=dev

@@ -39,9 +39,14 @@ def tile_row_sums(k: torch.Tensor, ms: torch.Tensor, inv_t: torch.Tensor) -> tor
 
 
 def _setting() -> str | None:
+    """``TP_HARNESS_COMPILE_EPILOGUE`` (``"0"``, ``"1"`` or unset), ``"0"`` under
+    ``TP_HARNESS_NO_JIT=1``; raises ``ValueError`` naming the variable for another value."""
+    value = os.environ.get(_ENV)
+    if value is not None and value.strip() not in ("0", "1"):
+        raise ValueError(f"{_ENV}={value!r} must be 0 or 1 (or unset: on for CUDA with Triton).")
     if os.environ.get("TP_HARNESS_NO_JIT", "0") == "1":
         return "0"
-    return os.environ.get(_ENV)
+    return value.strip() if value is not None else None
 
 
 def use_compiled(device: torch.device) -> bool:
