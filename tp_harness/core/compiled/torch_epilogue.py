@@ -8,8 +8,8 @@ the eager path's passes over ``(models, b, c)`` temporaries. It is selected auto
 for CUDA tiles when Triton is installed (:func:`use_compiled`);
 ``TP_HARNESS_COMPILE_EPILOGUE=1`` selects it on CPU too (inductor's C++ backend: how the
 tests check the same graph without a GPU), ``TP_HARNESS_COMPILE_EPILOGUE=0`` or
-``TP_HARNESS_NO_JIT=1`` turns it off. If compiling
-fails, the eager function (same math) is used and a warning says why.
+``TP_HARNESS_NO_JIT=1`` turns it off (another value is an error). If compiling fails, the
+eager function (same math) is used and a warning says why.
 """
 
 from __future__ import annotations
