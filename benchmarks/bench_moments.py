@@ -9,6 +9,7 @@ the ratio to this machine's fp32 matmul rate measured in the same run.
     python benchmarks/bench_moments.py --device cuda --dim 768 --compare --alone 1000000
     python benchmarks/bench_moments.py --interval-cost # CI blocks vs no CIs, same process
     python benchmarks/bench_moments.py --epilogue      # compiled vs torch tile epilogue
+    python benchmarks/bench_moments.py --build --dim 768  # centered-cosine kernel build
     python benchmarks/bench_moments.py --device cuda --dim 768 --precision 100000  # TF32 modes
 """
 
@@ -248,6 +249,50 @@ def epilogue_table(n: int) -> None:
         )
 
 
+def build_one(n: int, d: int, path: str, repeats: int = 3) -> dict[str, float]:
+    """Body of one ``--build`` subprocess: best-of-``repeats`` seconds of building the
+    ``centered_cosine`` kernel of an (n, d) float32 array on ``path`` ("torch" or
+    "compiled", warmed outside the timing) and the peak RSS it adds to the input's (the
+    factor itself is one input's size)."""
+    from tp_harness.core import kernels
+
+    kernels.COMPILED_FACTOR_MIN_ROWS = 0 if path == "compiled" else 1 << 62
+    if path == "compiled":
+        kernels.build_kernel(torch.randn(64, d))
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(n))
+    x += 0.3  # in place: no freed temporary for the build to reuse
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        k = kernels.build_kernel(x)
+        best = min(best, time.perf_counter() - t0)
+        del k
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"seconds": best, "extra_rss_gib": (peak - base) / 2**20}
+
+
+def build_table(sizes: list[int], d: int) -> None:
+    """The centered-cosine build, torch vs compiled (numba), one subprocess each."""
+    print(f"d = {d}, float32 input, CPU, {torch.get_num_threads()} threads\n")
+    print(
+        "| n | input GiB | torch s | torch extra RSS GiB | compiled s "
+        "| compiled extra RSS GiB | speed-up |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for n in sizes:
+        row = {}
+        for path in ("torch", "compiled"):
+            cmd = [sys.executable, __file__, "--build-child", str(n), str(d), path]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            row[path] = json.loads(res.stdout.strip().splitlines()[-1])
+        a, b = row["torch"], row["compiled"]
+        print(
+            f"| {n} | {n * d * 4 / 2**30:.2f} | {a['seconds']:.3f} | {a['extra_rss_gib']:.2f} | "
+            f"{b['seconds']:.3f} | {b['extra_rss_gib']:.2f} | {a['seconds'] / b['seconds']:.1f}x |"
+        )
+
+
 def _spawn(impl: str, n: int, device: str, block: int | None) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--child", impl, "--n", str(n), "--device", device]
     cmd += ["--dim", str(D)]
@@ -257,6 +302,22 @@ def _spawn(impl: str, n: int, device: str, block: int | None) -> dict[str, float
     if res.returncode != 0:
         return {"error": res.stderr.strip().splitlines()[-1] if res.stderr else "failed"}
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _table_or_child(args: argparse.Namespace) -> bool:
+    """Run ``--epilogue``/``--build`` or one of their subprocesses; False for the rest."""
+    if args.epilogue_child:
+        print(json.dumps(epilogue_one(*args.epilogue_child)))
+    elif args.epilogue:
+        epilogue_table(args.epilogue_n)
+    elif args.build_child:
+        n, d, path = args.build_child
+        print(json.dumps(build_one(int(n), int(d), path)))
+    elif args.build is not None:
+        build_table(args.build or [16384, 100_000], args.dim)
+    else:
+        return False
+    return True
 
 
 def main() -> None:
@@ -279,6 +340,15 @@ def main() -> None:
     )
     ap.add_argument("--epilogue-child", type=int, nargs=4, default=None, help=argparse.SUPPRESS)
     ap.add_argument(
+        "--build",
+        type=int,
+        nargs="*",
+        default=None,
+        metavar="N",
+        help="centered-cosine kernel build, torch vs compiled, at these n (default 16384 100000)",
+    )
+    ap.add_argument("--build-child", nargs=3, default=None, help=argparse.SUPPRESS)
+    ap.add_argument(
         "--interval-cost",
         action="store_true",
         help="time the pass with and without jackknife blocks at --compare sizes",
@@ -286,11 +356,7 @@ def main() -> None:
     args = ap.parse_args()
     global D, R
     D = R = args.dim
-    if args.epilogue_child:
-        print(json.dumps(epilogue_one(*args.epilogue_child)))
-        return
-    if args.epilogue:
-        epilogue_table(args.epilogue_n)
+    if _table_or_child(args):
         return
     if args.precision:
         precision_table(args.precision, args.device)

@@ -53,11 +53,12 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv("TP_HARNESS_NO_JIT", "1")
     else:
         from tp_harness.core import compiled as _jit
-        from tp_harness.core import moments
+        from tp_harness.core import kernels, moments
 
         if not _jit.enabled():
             pytest.skip("numba is not installed")
         monkeypatch.setattr(moments, "FUSED_MIN_WORK", 0)  # the compiled epilogue at any size
+        monkeypatch.setattr(kernels, "COMPILED_FACTOR_MIN_ROWS", 0)  # and the compiled build
     return str(request.param)
 
 

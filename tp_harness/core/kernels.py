@@ -178,7 +178,40 @@ def rows_identical(
     if centered is None:
         centered = zd - zd.mean(dim=0, keepdim=True)
     spread = float(torch.linalg.matrix_norm(centered))
-    return spread <= degenerate_rtol(dtype or z.dtype) * scale
+    return _spread_below(spread, scale, zd.shape[0], dtype or z.dtype)
+
+
+def _spread_below(spread: float, scale: float, n: int, dtype: torch.dtype) -> bool:
+    """The test of :func:`rows_identical` from the two norms (zero scale or ``n = 1``:
+    identical)."""
+    return scale == 0.0 or n < 2 or spread <= degenerate_rtol(dtype) * scale
+
+
+#: From this many rows a CPU ``centered_cosine`` factor is built by the compiled kernel
+#: (:mod:`.compiled.factor_kernels`): ~6x faster than the torch path, without its three
+#: float64 copies of the input (``benchmarks/bench_moments.py --build``). Loading numba
+#: costs 0.4-0.8 s once per process; at this n the moments' tile epilogue loads it anyway
+#: (``COMPILED_FACTOR_MIN_ROWS² = moments.FUSED_MIN_WORK``), so the build does not pay it.
+COMPILED_FACTOR_MIN_ROWS = 1 << 14
+
+
+def _compiled_centered_cosine(t: torch.Tensor) -> tuple[torch.Tensor, bool] | None:
+    """``(centered_cosine(t), degenerate)`` through the compiled kernel, or None where it
+    does not apply (not CPU, no numba, fewer than :data:`COMPILED_FACTOR_MIN_ROWS` rows)."""
+    from . import compiled
+
+    if (
+        t.shape[0] < COMPILED_FACTOR_MIN_ROWS
+        or t.dtype not in (torch.float32, torch.float64)
+        or not compiled.use_jit(t.device)
+    ):
+        return None
+    x = t.contiguous()
+    out = torch.empty_like(x)
+    scale, spread = compiled.kernels("factor_kernels").centered_cosine_factor(
+        x.numpy(), out.numpy()
+    )
+    return out, _spread_below(float(spread), float(scale), x.shape[0], t.dtype)
 
 
 _NORMALISED_ROWS = ("centered_cosine", "cosine")
@@ -319,15 +352,20 @@ def build_kernel(
     else:
         t = as_tensor(x, name, ndim=2, device=device)
         t = t if t.is_floating_point() else t.double()
-        rows = row_normalize(t.double()) if kernel in _NORMALISED_ROWS else t
-        if kernel == "centered_cosine" and FACTOR_KERNELS[kernel] is centered_cosine:
-            # centered_cosine(t) from the rows normalised above (the same float64 steps)
-            centered = rows - rows.mean(dim=0, keepdim=True)
-            factor = centered.to(t.dtype)
-            degenerate = rows_identical(rows, t.dtype, centered=centered)
+        is_cc = kernel == "centered_cosine" and FACTOR_KERNELS[kernel] is centered_cosine
+        built = _compiled_centered_cosine(t) if is_cc else None
+        if built is not None:
+            factor, degenerate = built
         else:
-            factor = FACTOR_KERNELS[kernel](t)
-            degenerate = rows_identical(rows, t.dtype)
+            rows = row_normalize(t.double()) if kernel in _NORMALISED_ROWS else t
+            if is_cc:
+                # centered_cosine(t) from the rows normalised above (the same float64 steps)
+                centered = rows - rows.mean(dim=0, keepdim=True)
+                factor = centered.to(t.dtype)
+                degenerate = rows_identical(rows, t.dtype, centered=centered)
+            else:
+                factor = FACTOR_KERNELS[kernel](t)
+                degenerate = rows_identical(rows, t.dtype)
         out = Kernel(kernel, factor=factor, degenerate=degenerate)
     if out.degenerate or normalize != "frobenius":
         return out

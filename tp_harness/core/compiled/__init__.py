@@ -1,8 +1,9 @@
 """Whether the compiled CPU kernels of the sampler and the probes run, and loading them.
 
 The kernels live in ``sampling_kernels``, ``probe_kernels`` and ``label_kernels`` (numba),
-and ``moment_kernels`` (numba), with ``host_blas`` (a threaded SYRK on numpy's BLAS) beside
-them; this package does not import numba itself: :func:`kernels` imports a kernel module
+``moment_kernels`` (the moments' tile epilogue) and ``factor_kernels`` (the
+``centered_cosine`` factor build), with ``host_blas`` (a threaded SYRK on numpy's BLAS)
+beside them; this package does not import numba itself: :func:`kernels` imports a kernel module
 on first use. Without numba, or with ``TP_HARNESS_NO_JIT=1``, every caller uses its torch
 implementation, which is also the CUDA path; ``torch_epilogue`` is the moments' tile
 epilogue through ``torch.compile`` (Triton), selected on CUDA.
