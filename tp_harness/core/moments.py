@@ -233,13 +233,11 @@ def moment_sums(
             sums = _tile_sums(k, ms, inv_t)[..., None, None]
         if not num_blocks:
             total += tile.weight * sums[..., 0, 0]
-        else:
-            rb = [b for _, _, b in rows]
-            cb = [b for _, _, b in cols]
-            for i, a in enumerate(rb):
-                total[..., a, cb] += sums[..., i, :]
-                if tile.weight == 2.0:  # the mirror tile of a symmetric pair
-                    total[..., cb, a] += sums[..., i, :]
+        else:  # segments cover consecutive blocks: one slice of the block grid per tile
+            r0, c0 = rows[0][2], cols[0][2]
+            total[..., r0 : r0 + len(rows), c0 : c0 + len(cols)] += sums
+            if tile.weight == 2.0:  # the mirror tile of a symmetric pair
+                total[..., c0 : c0 + len(cols), r0 : r0 + len(rows)] += sums.transpose(-1, -2)
         if progress is not None:
             progress(1)
     return total
