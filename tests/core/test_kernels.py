@@ -137,3 +137,54 @@ def test_kernel_object_contract() -> None:
     z = torch.randn(5, 2, dtype=torch.float64)
     k = weighted_sum([Kernel("a", factor=z)], [4.0])
     np.testing.assert_allclose(k.to_dense().numpy(), 4.0 * (z @ z.T).numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize(("n", "r"), [(4097, 9), (8193, 30), (40, 300), (5, 5)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_frobenius_norm_from_the_smaller_float64_gram(
+    n: int, r: int, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """||ZZᵀ||_F from ZᵀZ (r <= n) or ZZᵀ (r > n), float64 blocks across the 4096-row
+    block edges, against numpy's norm of the dense float64 kernel; host BLAS (SYRK per
+    block, any number of workers) and the torch fallback agree to float64 rounding."""
+    from tp_harness.core.compiled import host_blas
+    from tp_harness.core.kernels import factor_gram64
+
+    rng = np.random.default_rng(n + r)
+    z = torch.from_numpy(rng.normal(size=(n, r)) + 0.3).to(dtype)
+    zd = z.double().numpy()
+    want = float(np.linalg.norm(zd @ zd.T))
+    got = Kernel("k", factor=z).frobenius_norm()
+    assert got == pytest.approx(want, rel=1e-13)
+    assert factor_gram64(z).shape == (min(n, r), min(n, r))
+    if host_blas.available():
+        m = np.ascontiguousarray((z if r <= n else z.T).numpy())
+        one = host_blas.gram64(m, 1)
+        for workers in (2, 3):
+            np.testing.assert_array_equal(host_blas.gram64(m, workers), one)
+        np.testing.assert_array_equal(one, one.T)  # exactly symmetric
+    monkeypatch.setattr(host_blas, "available", lambda: False)
+    assert Kernel("k", factor=z).frobenius_norm() == pytest.approx(want, rel=1e-13)
+
+
+def test_a_normalised_kernel_knows_its_norm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frobenius normalisation keeps the norm it divided by: the normalised kernel's norm
+    and RMS cost no second Gram, survive a permutation and scaling, and are dropped when
+    a cast changes the values."""
+    from tp_harness.core import kernels
+
+    x = _data(4, n=60, d=5)
+    k = build_kernel(x.astype(np.float32), "centered_cosine", normalize="frobenius")
+    calls: list[int] = []
+    real = kernels.factor_gram64
+    monkeypatch.setattr(kernels, "factor_gram64", lambda z: calls.append(1) or real(z))
+    assert k.frobenius_norm() == pytest.approx(1.0, rel=1e-15) and not calls
+    assert k.rms() == pytest.approx(1 / 60, rel=1e-15) and not calls
+    perm = torch.randperm(60, generator=torch.Generator().manual_seed(0))
+    assert k.permuted(perm).scaled(4.0).frobenius_norm() == pytest.approx(4.0) and not calls
+    recomputed = Kernel("k", factor=k.factor).frobenius_norm()  # type: ignore[arg-type]
+    assert recomputed == pytest.approx(1.0, rel=1e-6) and calls == [1]
+    assert k.to(k.device, torch.float64).known_norm == k.known_norm
+    assert k.to(k.device, torch.float32).known_norm == k.known_norm  # same dtype
+    k64 = build_kernel(x.astype(np.float64), normalize="frobenius")
+    assert k64.to(k64.device, torch.float32).known_norm is None  # rounded: recomputed

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -55,6 +55,9 @@ class Kernel:
     factor: torch.Tensor | None = None
     dense: torch.Tensor | None = None
     degenerate: bool = False
+    #: ``||K||_F`` when already known (kept by :meth:`scaled` and :meth:`permuted`, so a
+    #: Frobenius-normalised kernel's RMS costs no second Gram); None: computed on demand
+    known_norm: float | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if (self.factor is None) == (self.dense is None):
@@ -103,32 +106,38 @@ class Kernel:
         return self.dense[i, j]
 
     def to(self, device: torch.device, dtype: torch.dtype) -> Kernel:
-        """Move to ``device`` and cast to ``dtype``."""
+        """Move to ``device`` and cast to ``dtype`` (a known norm is kept where the values
+        are: the same dtype, or widened to float64)."""
         f = self.factor.to(device=device, dtype=dtype) if self.factor is not None else None
         d = self.dense.to(device=device, dtype=dtype) if self.dense is not None else None
-        return Kernel(self.name, f, d, self.degenerate)
+        exact = dtype == self.dtype or dtype == torch.float64
+        return Kernel(self.name, f, d, self.degenerate, self.known_norm if exact else None)
 
     def frobenius_norm(self) -> float:
-        """``||K||_F`` in float64, from the r x r Gram ``ZᵀZ`` for a factor."""
+        """``||K||_F`` in float64; for a factor from the smaller float64 Gram
+        (``ZᵀZ`` (r, r) or ``ZZᵀ`` (n, n), :func:`factor_gram64`)."""
+        if self.known_norm is not None:
+            return self.known_norm
         if self.factor is not None:
-            z = self.factor.double()
-            return float(torch.linalg.matrix_norm(z.T @ z)) if z.shape[1] else 0.0
+            z = self.factor
+            return float(torch.linalg.matrix_norm(factor_gram64(z))) if z.numel() else 0.0
         assert self.dense is not None
         return float(torch.linalg.matrix_norm(self.dense.double()))
 
     def scaled(self, c: float) -> Kernel:
-        """The kernel ``c·K`` (``c >= 0``)."""
+        """The kernel ``c·K`` (``c >= 0``); a known norm becomes ``c`` times it."""
+        norm = None if self.known_norm is None else c * self.known_norm
         if self.factor is not None:
-            return Kernel(self.name, self.factor * math.sqrt(c), None, self.degenerate)
+            return Kernel(self.name, self.factor * math.sqrt(c), None, self.degenerate, norm)
         assert self.dense is not None
-        return Kernel(self.name, None, self.dense * c, self.degenerate)
+        return Kernel(self.name, None, self.dense * c, self.degenerate, norm)
 
     def permuted(self, perm: torch.Tensor) -> Kernel:
         """The same kernel on the examples reordered by ``perm`` (n,) (rows and columns)."""
         if self.factor is not None:
-            return Kernel(self.name, self.factor[perm], None, self.degenerate)
+            return Kernel(self.name, self.factor[perm], None, self.degenerate, self.known_norm)
         assert self.dense is not None
-        return Kernel(self.name, None, self.dense[perm][:, perm], self.degenerate)
+        return Kernel(self.name, None, self.dense[perm][:, perm], self.degenerate, self.known_norm)
 
     def rms(self) -> float:
         """RMS of the ``n²`` entries, ``||K||_F / n`` (float64, no n x n matrix for a factor)."""
@@ -137,6 +146,31 @@ class Kernel:
     def to_dense(self) -> torch.Tensor:
         """The n x n matrix (for small n and for summing with a precomputed kernel)."""
         return self.tile(slice(None), slice(None))
+
+
+#: rows per float64 block of the torch Gram in :func:`factor_gram64` (as host_blas's)
+_GRAM64_ROWS = 4096
+
+
+def factor_gram64(z: torch.Tensor) -> torch.Tensor:
+    """The smaller Gram of a factor ``z (n, r)`` in float64: ``zᵀz (r, r)`` for ``r <= n``,
+    else ``zzᵀ (n, n)``; both have the Frobenius norm of ``K = zzᵀ``.
+
+    Rows are cast to float64 a block at a time (never a float64 copy of ``z``) and the
+    block Grams added in a fixed block order: on the CPU a SYRK per block on numpy's BLAS
+    (:func:`.compiled.host_blas.gram64`), elsewhere torch products.
+    """
+    from .compiled import host_blas
+
+    m = z if z.shape[1] <= z.shape[0] else z.T
+    if m.device.type == "cpu" and host_blas.available():
+        arr = np.ascontiguousarray(m.numpy())
+        return torch.from_numpy(host_blas.gram64(arr, torch.get_num_threads()))
+    out = torch.zeros(m.shape[1], m.shape[1], dtype=torch.float64, device=m.device)
+    for lo in range(0, m.shape[0], _GRAM64_ROWS):
+        block = m[lo : lo + _GRAM64_ROWS].double()
+        out += block.T @ block
+    return out
 
 
 def row_normalize(x: torch.Tensor) -> torch.Tensor:
@@ -380,7 +414,7 @@ def frobenius_normalize(k: Kernel, name: str = "kernel") -> Kernel:
             f"{name}: the kernel is all zeros, so it cannot be Frobenius-"
             "normalised (are all rows identical under centering?)."
         )
-    return k.scaled(1.0 / norm)
+    return replace(k, known_norm=norm).scaled(1.0 / norm)
 
 
 def check_weights(weights: Sequence[float] | None, count: int, arg: str) -> list[float]:

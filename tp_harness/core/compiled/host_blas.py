@@ -1,4 +1,5 @@
-"""A threaded SYRK on the host BLAS (numpy's), for the CPU Gram of the ridge probes.
+"""A threaded SYRK on the host BLAS (numpy's): the CPU Gram of the ridge probes and the
+float64 Gram behind a factor kernel's Frobenius norm.
 
 Torch has no SYRK: its ``m.T @ m`` is a full GEMM. numpy's ``a.T @ a`` is a BLAS SYRK
 (half the multiply-adds, the upper triangle copied down, so exactly symmetric), and
@@ -20,6 +21,7 @@ import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -78,4 +80,50 @@ def syrk(m: np.ndarray, workers: int) -> np.ndarray:
     out = grams[0]
     for g in grams[1:]:
         out += g
+    return out
+
+
+#: rows per float64 block of :func:`gram64` (a fixed split: the sum does not depend on
+#: the number of workers)
+GRAM64_ROWS = 4096
+
+
+def _block_gram64(m: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    block = m[lo:hi].astype(np.float64)  # a contiguous float64 copy of this block only
+    return block.T @ block
+
+
+def gram64(m: np.ndarray, workers: int) -> np.ndarray:
+    """``mᵀ m`` (p, p) in float64 for m (n, p) float32/float64, exactly symmetric.
+
+    Blocks of :data:`GRAM64_ROWS` rows are cast to float64 one at a time (no float64 copy
+    of ``m``), each block's SYRK runs on single-threaded BLAS in one of ``workers``
+    threads, and the block Grams are added in block order, so the result does not depend
+    on ``workers``. At most ``2 * workers`` block Grams are held at once. Raises
+    ``RuntimeError`` when :func:`available` is False.
+    """
+    ctl = _controller()
+    if ctl is None:
+        raise RuntimeError(
+            "threadpoolctl finds no BLAS of numpy's that it can limit to "
+            "one thread; use torch for the Gram."
+        )
+    n, p = m.shape
+    edges = [*range(0, n, GRAM64_ROWS), n]
+    spans = list(pairwise(edges))
+    out = np.zeros((p, p))
+    workers = max(1, min(int(workers), len(spans)))
+    with _LOCK, ctl.limit(limits=1):
+        if workers == 1:
+            for lo, hi in spans:
+                out += _block_gram64(m, lo, hi)
+            return out
+        pool = _pool(workers, os.getpid())
+        window = 2 * workers
+        pending = [pool.submit(_block_gram64, m, lo, hi) for lo, hi in spans[:window]]
+        for k in range(len(spans)):
+            out += pending[k].result()
+            pending[k] = None  # type: ignore[call-overload]
+            if k + window < len(spans):
+                pending.append(pool.submit(_block_gram64, m, *spans[k + window]))
     return out
