@@ -188,3 +188,10 @@ def test_a_normalised_kernel_knows_its_norm(monkeypatch: pytest.MonkeyPatch) -> 
     assert k.to(k.device, torch.float32).known_norm == k.known_norm  # same dtype
     k64 = build_kernel(x.astype(np.float64), normalize="frobenius")
     assert k64.to(k64.device, torch.float32).known_norm is None  # rounded: recomputed
+
+
+def test_frobenius_norm_of_a_factor_that_requires_grad() -> None:
+    """A float is returned either way; a factor with autograd history is read detached."""
+    z = torch.randn(30, 4, requires_grad=True) * 2.0
+    want = float(np.linalg.norm(z.detach().double().numpy() @ z.detach().double().numpy().T))
+    assert Kernel("k", factor=z).frobenius_norm() == pytest.approx(want, rel=1e-13)

@@ -164,7 +164,7 @@ def factor_gram64(z: torch.Tensor) -> torch.Tensor:
 
     m = z if z.shape[1] <= z.shape[0] else z.T
     if m.device.type == "cpu" and host_blas.available():
-        arr = np.ascontiguousarray(m.numpy())
+        arr = np.ascontiguousarray(m.detach().numpy())
         return torch.from_numpy(host_blas.gram64(arr, torch.get_num_threads()))
     out = torch.zeros(m.shape[1], m.shape[1], dtype=torch.float64, device=m.device)
     for lo in range(0, m.shape[0], _GRAM64_ROWS):
