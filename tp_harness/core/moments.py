@@ -532,6 +532,17 @@ def _result(
     )
 
 
+def _check_rows(models: Mapping[str, Kernel], n: int, many: bool) -> None:
+    """Every model kernel has the prior's ``n`` rows (a ValueError naming the model)."""
+    for name, mk in models.items():
+        if mk.n != n:
+            label = "model" if not many else f"model[{name!r}]"
+            raise ValueError(
+                f"{label} has {mk.n} rows but prior has {n}; "
+                "both must describe the same examples in the same order."
+            )
+
+
 def _warn_degenerate(models: Mapping[str, Kernel], prior: Kernel, many: bool) -> None:
     for name, m in models.items():
         if m.degenerate:
@@ -592,7 +603,11 @@ def _sums(
     num_blocks: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, _Blocks | None]:
     """(models, temperatures, 2) sums; Monte Carlo standard errors; and for the exact pass
-    with intervals the (models, temperatures, 2, B, B) block sums and their blocks."""
+    with intervals the (models, temperatures, 2, B, B) block sums and their blocks.
+
+    With intervals the kernels of ``mks`` are replaced in the list by their block-ordered
+    copies one at a time, so a caller that keeps no other reference holds one extra factor
+    at a time, not a second copy of every model."""
     if method == "monte_carlo":
         if num_pairs is None:
             raise ValueError("method='monte_carlo' needs num_pairs (e.g. num_pairs=1_000_000).")
@@ -619,8 +634,10 @@ def _sums(
             None,
         )
     perm = blocks.perm.to(prior.device)
+    for i in range(len(mks)):  # in place: each unpermuted factor is freed once replaced
+        mks[i] = mks[i].permuted(perm)
     by_block = fn(
-        [m.permuted(perm) for m in mks],
+        mks,
         prior.permuted(perm),
         temps,
         tile_plan(n, bs, symmetric),
@@ -737,19 +754,15 @@ def task_prior_moments(
         prior, prior_kernel, weights=prior_weights, name="prior", normalize=normalize, device=dev
     )
     n = prior_k.n
-    for name, mk in models.items():
-        if mk.n != n:
-            label = "model" if not many_m else f"model[{name!r}]"
-            raise ValueError(
-                f"{label} has {mk.n} rows but prior has {n}; "
-                "both must describe the same examples in the same order."
-            )
+    _check_rows(models, n, many_m)
     eff = effective_temperatures(prior_k, temps, temperature_scale)
     _warn_degenerate(models, prior_k, many_m)
     live = [name for name, m in models.items() if not m.degenerate]
     cdt = _compute_dtype([prior_k, *models.values()], dtype)
     prior_k = prior_k.to(dev, cdt)
     mks = [models[name].to(dev, cdt) for name in live]
+    model_names = list(models)
+    del models  # from here ``mks`` holds the only references: _sums replaces them in turn
     if not 0.0 < float(confidence) < 1.0:
         raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}.")
     sums, se, by_block, blocks = _sums(
@@ -769,7 +782,7 @@ def task_prior_moments(
     pk = prior_kernel if isinstance(prior_kernel, str) else "+".join(prior_kernel)
     mc_pairs = num_pairs if method == "monte_carlo" else None
     out: dict[str, dict[float, MomentResult]] = {}
-    for name in models:
+    for name in model_names:
         mi = live.index(name) if name in live else None
         out[name] = {}
         for ti, t in enumerate(temps):
