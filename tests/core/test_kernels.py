@@ -147,6 +147,8 @@ def test_frobenius_norm_from_the_smaller_float64_gram(
     """||ZZᵀ||_F from ZᵀZ (r <= n) or ZZᵀ (r > n), float64 blocks across the 4096-row
     block edges, against numpy's norm of the dense float64 kernel; host BLAS (SYRK per
     block, any number of workers) and the torch fallback agree to float64 rounding."""
+    from tests.spies import count_calls
+    from tp_harness.core import kernels
     from tp_harness.core.compiled import host_blas
     from tp_harness.core.kernels import factor_gram64
 
@@ -154,15 +156,20 @@ def test_frobenius_norm_from_the_smaller_float64_gram(
     z = torch.from_numpy(rng.normal(size=(n, r)) + 0.3).to(dtype)
     zd = z.double().numpy()
     want = float(np.linalg.norm(zd @ zd.T))
-    got = Kernel("k", factor=z).frobenius_norm()
-    assert got == pytest.approx(want, rel=1e-13)
-    assert factor_gram64(z).shape == (min(n, r), min(n, r))
+    calls = count_calls(monkeypatch, host_blas, "gram64")
+    for limit in (0, 1 << 62):  # the host BLAS path, then torch's
+        monkeypatch.setattr(kernels, "_HOST_GRAM_MIN_WORK", limit)
+        got = Kernel("k", factor=z).frobenius_norm()
+        assert got == pytest.approx(want, rel=1e-13), limit
+        assert factor_gram64(z).shape == (min(n, r), min(n, r))
+    assert len(calls) == (2 if host_blas.available() else 0)
     if host_blas.available():
         m = np.ascontiguousarray((z if r <= n else z.T).numpy())
         one = host_blas.gram64(m, 1)
         for workers in (2, 3):
             np.testing.assert_array_equal(host_blas.gram64(m, workers), one)
         np.testing.assert_array_equal(one, one.T)  # exactly symmetric
+    monkeypatch.setattr(kernels, "_HOST_GRAM_MIN_WORK", 0)
     monkeypatch.setattr(host_blas, "available", lambda: False)
     assert Kernel("k", factor=z).frobenius_norm() == pytest.approx(want, rel=1e-13)
 

@@ -150,6 +150,10 @@ class Kernel:
 
 #: rows per float64 block of the torch Gram in :func:`factor_gram64` (as host_blas's)
 _GRAM64_ROWS = 4096
+#: multiply-adds (rows x width²) from which :func:`factor_gram64` runs on the host BLAS:
+#: below it torch's product takes under ~3 ms, less than the one-time ~50 ms of finding
+#: numpy's BLAS (threadpoolctl)
+_HOST_GRAM_MIN_WORK = 1 << 27
 
 
 def factor_gram64(z: torch.Tensor) -> torch.Tensor:
@@ -158,13 +162,16 @@ def factor_gram64(z: torch.Tensor) -> torch.Tensor:
 
     Rows are cast to float64 a block at a time (never a float64 copy of ``z``) and the
     block Grams added in a fixed block order: on the CPU a SYRK per block on numpy's BLAS
-    (:func:`.compiled.host_blas.gram64`), elsewhere torch products.
+    (:func:`.compiled.host_blas.gram64`) from :data:`_HOST_GRAM_MIN_WORK`, otherwise torch
+    products.
     """
     from .compiled import host_blas
 
+    z = z.detach()  # a norm, not a differentiable quantity
     m = z if z.shape[1] <= z.shape[0] else z.T
-    if m.device.type == "cpu" and host_blas.available():
-        arr = np.ascontiguousarray(m.detach().numpy())
+    work = m.shape[0] * m.shape[1] ** 2
+    if m.device.type == "cpu" and work >= _HOST_GRAM_MIN_WORK and host_blas.available():
+        arr = np.ascontiguousarray(m.numpy())
         return torch.from_numpy(host_blas.gram64(arr, torch.get_num_threads()))
     out = torch.zeros(m.shape[1], m.shape[1], dtype=torch.float64, device=m.device)
     for lo in range(0, m.shape[0], _GRAM64_ROWS):
