@@ -148,8 +148,6 @@ class Kernel:
         return self.tile(slice(None), slice(None))
 
 
-#: rows per float64 block of the torch Gram in :func:`factor_gram64` (as host_blas's)
-_GRAM64_ROWS = 4096
 #: multiply-adds (rows x width²) from which :func:`factor_gram64` runs on the host BLAS:
 #: below it torch's product takes under ~3 ms, less than the one-time ~50 ms of finding
 #: numpy's BLAS (threadpoolctl)
@@ -174,8 +172,9 @@ def factor_gram64(z: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(m.numpy())
         return torch.from_numpy(host_blas.gram64(arr, torch.get_num_threads()))
     out = torch.zeros(m.shape[1], m.shape[1], dtype=torch.float64, device=m.device)
-    for lo in range(0, m.shape[0], _GRAM64_ROWS):
-        block = m[lo : lo + _GRAM64_ROWS].double()
+    rows = host_blas.GRAM64_ROWS  # the same blocks as the host path
+    for lo in range(0, m.shape[0], rows):
+        block = m[lo : lo + rows].double()
         out += block.T @ block
     return out
 
@@ -229,10 +228,11 @@ def _spread_below(spread: float, scale: float, n: int, dtype: torch.dtype) -> bo
 
 
 #: From this many rows a CPU ``centered_cosine`` factor is built by the compiled kernel
-#: (:mod:`.compiled.factor_kernels`): ~6x faster than the torch path, without its three
-#: float64 copies of the input (``benchmarks/bench_moments.py --build``). Loading numba
-#: costs 0.4-0.8 s once per process; at this n the moments' tile epilogue loads it anyway
-#: (``COMPILED_FACTOR_MIN_ROWS² = moments.FUSED_MIN_WORK``), so the build does not pay it.
+#: (:mod:`.compiled.factor_kernels`): ~6x faster than the torch path and without its
+#: float64 temporaries, ~5x the input's memory (``benchmarks/bench_moments.py --build``).
+#: Loading numba costs 0.4-0.8 s once per process; at this n the moments' tile epilogue
+#: loads it anyway (``COMPILED_FACTOR_MIN_ROWS² = moments.FUSED_MIN_WORK``), so the build
+#: does not pay it.
 COMPILED_FACTOR_MIN_ROWS = 1 << 14
 
 

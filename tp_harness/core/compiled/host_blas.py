@@ -51,6 +51,17 @@ def available() -> bool:
     return _controller() is not None
 
 
+def _limiter() -> Any:
+    """:func:`_controller`, or ``RuntimeError`` when there is none (:func:`available`)."""
+    ctl = _controller()
+    if ctl is None:
+        raise RuntimeError(
+            "threadpoolctl finds no BLAS of numpy's that it can limit to "
+            "one thread; use torch for the Gram."
+        )
+    return ctl
+
+
 def _block_gram(m: np.ndarray, lo: int, hi: int) -> np.ndarray:
     block = np.ascontiguousarray(m[lo:hi])  # a SYRK needs one buffer for both operands
     return block.T @ block
@@ -63,12 +74,7 @@ def syrk(m: np.ndarray, workers: int) -> np.ndarray:
     parallel, summed in block order; the result depends on ``workers`` only through
     rounding. Raises ``RuntimeError`` when :func:`available` is False.
     """
-    ctl = _controller()
-    if ctl is None:
-        raise RuntimeError(
-            "threadpoolctl finds no BLAS of numpy's that it can limit to "
-            "one thread; use torch for the Gram."
-        )
+    ctl = _limiter()
     n = m.shape[0]
     parts = max(1, min(int(workers), n))
     edges = [n * k // parts for k in range(parts + 1)]
@@ -102,12 +108,7 @@ def gram64(m: np.ndarray, workers: int) -> np.ndarray:
     on ``workers``. At most ``2 * workers`` block Grams are held at once. Raises
     ``RuntimeError`` when :func:`available` is False.
     """
-    ctl = _controller()
-    if ctl is None:
-        raise RuntimeError(
-            "threadpoolctl finds no BLAS of numpy's that it can limit to "
-            "one thread; use torch for the Gram."
-        )
+    ctl = _limiter()
     n, p = m.shape
     edges = [*range(0, n, GRAM64_ROWS), n]
     spans = list(pairwise(edges))
