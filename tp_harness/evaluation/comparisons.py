@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.alignment import sampled_task_alignment
+from ..core.alignment import kernel_task_alignment
+from ..core.kernels import build_kernel
 from ..core.stats import kendall_tau_with_ci
 from ..core.uncertainty import paired_difference
 from . import representations
@@ -66,12 +67,13 @@ def task_alignment_records(
     }
     out = []
     for name, x in reps.arrays.items():
-        for ts in task_sets:
-            if ts.model not in (None, name):
-                continue
-            a = sampled_task_alignment(
-                x, ts.tasks, kernel=config.model_kernel, normalize=config.normalize
-            ).numpy()
+        sets = [ts for ts in task_sets if ts.model in (None, name)]
+        if not sets:
+            continue
+        # one kernel per representation for all its task sets (as sampled_task_alignment)
+        k = build_kernel(x, config.model_kernel, name="features", normalize=config.normalize)
+        for ts in sets:
+            a = kernel_task_alignment(k, ts.tasks).numpy()
             n = ts.tasks.shape[1]
             cf = closed.get((name, ts.prior, ts.temperature), {})
             mean, std = float(a.mean()), float(a.std() * n)  # std of Tr(MG)/n
