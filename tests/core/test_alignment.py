@@ -61,5 +61,7 @@ def test_degenerate_and_bad_input() -> None:
     k = build_kernel(np.random.default_rng(0).standard_normal((8, 3)))
     with pytest.raises(ValueError, match="examples per task but features has 8 rows"):
         kernel_task_alignment(k, np.zeros((2, 7), dtype=np.int64))
+    with pytest.raises(TypeError, match=r"takes a Kernel.*use sampled_task_alignment"):
+        kernel_task_alignment(np.ones((8, 3)), tasks)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="needs a factor kernel"):
         kernel_task_alignment(build_kernel(np.eye(8), "precomputed"), tasks)

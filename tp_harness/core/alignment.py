@@ -45,6 +45,11 @@ def kernel_task_alignment(k: Kernel, tasks: ArrayLike) -> torch.Tensor:
     Only classes ``0..q-2`` go through the product; the last class's sum is the total
     ``Σ_i z_i`` minus the others (float64), ``1/q`` fewer multiply-adds.
     """
+    if not isinstance(k, Kernel):
+        raise TypeError(
+            f"kernel_task_alignment takes a Kernel (tp_harness.core.kernels.build_kernel); "
+            f"got {type(k).__name__}. For raw features use sampled_task_alignment."
+        )
     t, q = as_tasks(tasks, k.n)
     s, n = t.shape
     if k.degenerate:
@@ -53,14 +58,13 @@ def kernel_task_alignment(k: Kernel, tasks: ArrayLike) -> torch.Tensor:
         raise ValueError("sampled_task_alignment needs a factor kernel (not 'precomputed').")
     z = k.factor.double().cpu()
     total = z.sum(dim=0)  # (r,)
+    if q == 1:  # one class: its sum is the total, for every task
+        return torch.full((s,), float((total**2).sum()) / float(n) ** 2, dtype=torch.float64)
     out = torch.empty(s, dtype=torch.float64)
     per = max(1, _CHUNK_ENTRIES // max(1, n * max(1, q - 1)))
     for a in range(0, s, per):
         block = t[a : a + per].cpu()  # (b, n)
         b = block.shape[0]
-        if q == 1:  # one class: its sum is the total
-            out[a : a + b] = (total**2).sum()
-            continue
         onehot = torch.zeros(n, b * (q - 1), dtype=torch.float64)
         task, row = (block < q - 1).nonzero(as_tuple=True)  # entries of classes 0..q-2
         onehot[row, block[task, row] + (q - 1) * task] = 1.0
