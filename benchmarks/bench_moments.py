@@ -384,11 +384,13 @@ def main() -> None:
         "rel. diff mean | tile GEMM GFLOP/s | % of matmul rate | end-to-end GFLOP/s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
+    failed = []
     for n in [*args.compare, *args.alone]:
         ours = _spawn("ours", n, args.device, args.block_size)
         dense = _spawn("dense", n, args.device, None) if n in args.compare else {}
         if "error" in ours:
             print(f"| {n} | | | error: {ours['error']} |")
+            failed.append(n)
             continue
         gemm = ours["flops"] / ours["matmul_seconds"] / 1e9
         e2e = ours["flops"] / ours["seconds"] / 1e9
@@ -405,6 +407,8 @@ def main() -> None:
         else:
             dcols = f"- | - | {ours['seconds']:.2f} | {mem:.2f} | - | -"
         print(f"| {n} | {dcols} | {gemm:.1f} | {100 * gemm / rate:.0f}% | {e2e:.1f} |")
+    if failed:  # the dense reference may fail (memory) and is reported; ours must not
+        sys.exit(f"bench_moments: the streaming pass failed at n = {failed}")
 
 
 if __name__ == "__main__":

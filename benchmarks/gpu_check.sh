@@ -12,7 +12,8 @@
 # core steps need torch, numpy, numba, threadpoolctl, pytest, hypothesis, scipy and
 # scikit-learn; the accelerate step needs tp-harness[hf] too and is skipped, saying so,
 # where that is missing. The dry run (tests/test_gpu_check.py runs it) checks every
-# command line, import and table of this script without a GPU.
+# command line, import and table of this script without a GPU. A failing step is reported
+# ("!! step failed: ...") and the later steps still run; the exit status is 1 if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${PY:-}" ]; then
@@ -44,46 +45,57 @@ else:
     name = f"CPU dry run, {torch.get_num_threads()} threads"
 print(f"{sys.executable}: torch {torch.__version__}, {name}")
 PY
-echo "## CUDA tests"
-# exit status 5 = no test selected or all deselected: not a failure here
-timeout 180 $PY -m pytest -q -x -p no:cacheprovider -k cuda tests/core || [ $? -eq 5 ]
-echo "## Moments on $DEVICE (d = r = $DIM: n = $COMPARE against dense, then $ALONE alone)"
-echo "## (the tile epilogue through torch.compile/Triton on CUDA, IEEE fp32 tile products)"
-timeout "$T_MOMENTS" $PY benchmarks/bench_moments.py --device "$DEVICE" --dim "$DIM" \
+FAILED=()
+# one step: its header, the command, and on failure a note; the later steps still run (a
+# lent GPU has minutes: one broken step must not cost the others' figures)
+step() {
+  local name=$1; shift
+  echo "## $name"
+  if ! "$@"; then echo "!! step failed: $name"; FAILED+=("$name"); fi
+}
+cuda_tests() {  # exit status 5 = no test selected: not a failure here
+  timeout 180 $PY -m pytest -q -p no:cacheprovider -k cuda tests/core || [ $? -eq 5 ]
+}
+step "CUDA tests" cuda_tests
+step "Moments on $DEVICE (d = r = $DIM: n = $COMPARE against dense, then $ALONE alone; \
+on CUDA the tile epilogue through torch.compile/Triton, IEEE fp32 tile products)" \
+  timeout "$T_MOMENTS" $PY benchmarks/bench_moments.py --device "$DEVICE" --dim "$DIM" \
   --compare "$COMPARE" --alone $ALONE
-echo "## Tile-product precision (TP_HARNESS_TILE_MATMUL) against float64, n = $PRECISION"
-timeout 90 $PY benchmarks/bench_moments.py --device "$DEVICE" --dim "$DIM" \
+step "Tile-product precision (TP_HARNESS_TILE_MATMUL) against float64, n = $PRECISION" \
+  timeout 90 $PY benchmarks/bench_moments.py --device "$DEVICE" --dim "$DIM" \
   --precision "$PRECISION"
 for MODE in 3xtf32 tf32; do
-  echo "## n = $BIG, d = $DIM with TP_HARNESS_TILE_MATMUL=$MODE"
-  TP_HARNESS_TILE_MATMUL=$MODE timeout "$T_MODE" $PY benchmarks/bench_moments.py \
+  step "n = $BIG, d = $DIM with TP_HARNESS_TILE_MATMUL=$MODE" \
+    env TP_HARNESS_TILE_MATMUL=$MODE timeout "$T_MODE" $PY benchmarks/bench_moments.py \
     --device "$DEVICE" --dim "$DIM" --compare --alone "$BIG"
 done
-echo "## Sampler and probes on $DEVICE"
-timeout 60 $PY benchmarks/bench_sampler.py --device "$DEVICE" "${SAMPLER[@]}"
-timeout 60 $PY benchmarks/bench_probes.py --device "$DEVICE" "${PROBES[@]}"
-echo "## 1 process vs all devices (accelerate launch), same scores"
-if [ "$DEVICE" = cuda ]; then
-  N=$($PY -c "import torch; print(torch.cuda.device_count())")
-  LAUNCH=(--multi_gpu --num_processes "$N")
-else
-  N=2 LAUNCH=(--num_processes 2)  # two CPU processes (gloo)
-fi
-if [ "$N" -lt 2 ]; then echo "one GPU: the 1 vs all comparison needs two or more"; exit 0; fi
-if ! $PY -c "import accelerate, datasets, pydantic, transformers" 2>/dev/null; then
-  echo "skipped: the accelerate step needs tp-harness[hf] (pip install -e '.[hf]')"; exit 0
-fi
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
-ARGS=(evaluate --model tfidf-lsa:dim=64 --model tfidf-lsa:dim=16 --prior tfidf-lsa:dim=128
-      --num-examples 400 --num-tasks 32 --no-progress)
-# separate caches: the launched run embeds again instead of reading the first run's
-HF_HUB_OFFLINE=1 timeout 120 $PY -m tp_harness "${ARGS[@]}" --output-dir "$OUT/one" \
-  --cache-dir "$OUT/cache-one"
-HF_HUB_OFFLINE=1 timeout 120 $PY -m accelerate.commands.launch "${LAUNCH[@]}" \
-  --num_machines 1 --mixed_precision no --dynamo_backend no \
-  -m tp_harness "${ARGS[@]}" --output-dir "$OUT/all" --cache-dir "$OUT/cache-all"
-$PY - "$OUT" <<'PY'
+step "Sampler on $DEVICE" timeout 60 $PY benchmarks/bench_sampler.py --device "$DEVICE" \
+  "${SAMPLER[@]}"
+step "Probes on $DEVICE" timeout 60 $PY benchmarks/bench_probes.py --device "$DEVICE" \
+  "${PROBES[@]}"
+
+one_vs_all() {
+  local n launch out
+  if [ "$DEVICE" = cuda ]; then
+    n=$($PY -c "import torch; print(torch.cuda.device_count())")
+    launch=(--multi_gpu --num_processes "$n")
+  else
+    n=2 launch=(--num_processes 2)  # two CPU processes (gloo)
+  fi
+  if [ "$n" -lt 2 ]; then echo "one GPU: the 1 vs all comparison needs two or more"; return; fi
+  if ! $PY -c "import accelerate, datasets, pydantic, transformers" 2>/dev/null; then
+    echo "skipped: the accelerate step needs tp-harness[hf] (pip install -e '.[hf]')"; return
+  fi
+  out=$(mktemp -d)
+  local args=(evaluate --model tfidf-lsa:dim=64 --model tfidf-lsa:dim=16
+              --prior tfidf-lsa:dim=128 --num-examples 400 --num-tasks 32 --no-progress)
+  # separate caches: the launched run embeds again instead of reading the first run's
+  HF_HUB_OFFLINE=1 timeout 120 $PY -m tp_harness "${args[@]}" --output-dir "$out/one" \
+    --cache-dir "$out/cache-one" || return
+  HF_HUB_OFFLINE=1 timeout 120 $PY -m accelerate.commands.launch "${launch[@]}" \
+    --num_machines 1 --mixed_precision no --dynamo_backend no \
+    -m tp_harness "${args[@]}" --output-dir "$out/all" --cache-dir "$out/cache-all" || return
+  $PY - "$out" <<'PY' || return
 import json, sys
 a = json.load(open(f"{sys.argv[1]}/one/results.json"))["scores"]
 b = json.load(open(f"{sys.argv[1]}/all/results.json"))["scores"]
@@ -93,3 +105,11 @@ for key in ("mean", "variance"):
     worst = max(abs(x[key] - y[key]) / max(abs(x[key]), 1e-30) for x, y in zip(a, b))
     print(f"1 vs all: {len(a)} scores, max relative difference of the {key} {worst:.1e}")
 PY
+  rm -rf "$out"
+}
+step "1 process vs all devices (accelerate launch), same scores" one_vs_all
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+  printf '!! %d step(s) failed:\n' "${#FAILED[@]}"; printf '   %s\n' "${FAILED[@]}"; exit 1
+fi
+echo "## all steps passed"

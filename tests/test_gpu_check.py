@@ -37,8 +37,10 @@ def test_the_dry_run_runs_every_step_and_prints_its_tables() -> None:
         "## Tile-product precision",
         "## n = 8192, d = 64 with TP_HARNESS_TILE_MATMUL=3xtf32",
         "## n = 8192, d = 64 with TP_HARNESS_TILE_MATMUL=tf32",
-        "## Sampler and probes on cpu",
+        "## Sampler on cpu",
+        "## Probes on cpu",
         "## 1 process vs all devices",
+        "## all steps passed",
     ):
         assert header in out, header
     assert "| 2048 | " in out and "| 4096 | " in out and "| 8192 | " in out  # moment rows
@@ -76,3 +78,20 @@ def test_without_a_gpu_the_real_check_stops_at_once() -> None:
     assert res.returncode != 0
     assert "gpu_check.sh needs a CUDA device" in res.stderr
     assert "## CUDA tests" not in res.stdout
+
+
+@pytest.mark.slow
+def test_a_failing_step_is_reported_and_the_later_steps_still_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A setting that breaks every moment pass: those steps fail (the benchmark's exit
+    status, not only an "error" cell), the sampler and probes still run, and the script
+    ends with the list of failed steps and status 1."""
+    monkeypatch.setenv("TP_HARNESS_COMPILE_EPILOGUE", "bogus")
+    res = _run(sys.executable, "cpu")
+    assert res.returncode == 1, res.stdout[-3000:]
+    out = res.stdout
+    assert "!! step failed: Moments on cpu" in out
+    assert "!! step failed: n = 8192, d = 64 with TP_HARNESS_TILE_MATMUL=tf32" in out
+    assert "tp_harness.sample_tasks (cpu)" in out and "| ridge |" in out
+    assert "step(s) failed:" in out and "## all steps passed" not in out
