@@ -384,7 +384,7 @@ def main() -> None:
         "rel. diff mean | tile GEMM GFLOP/s | % of matmul rate | end-to-end GFLOP/s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    failed = []
+    failed: list[int] = []
     for n in [*args.compare, *args.alone]:
         ours = _spawn("ours", n, args.device, args.block_size)
         dense = _spawn("dense", n, args.device, None) if n in args.compare else {}
