@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# GPU readiness in one call (issue 20 item 2), meant to fit in 8 minutes on one GPU:
-# the CUDA tests, the moments up to n = 1M at d = 768, the sampler and probes on CUDA,
-# and 1 process vs every GPU under accelerate. Prints markdown tables to record in
+# GPU readiness in one call (issue 20 item 2), held to 8 minutes on one GPU: the CUDA
+# tests, the moments up to n = 1M at d = 768, the sampler and probes on CUDA, and 1
+# process vs every GPU under accelerate. Prints markdown tables to record in
 # benchmarks/README.md. NOT RUN ON A GPU YET: no session of this project has had one.
 #
 #   bash benchmarks/gpu_check.sh                      # on the GPU machine, repo root or not
 #   GPU_CHECK_DEVICE=cpu bash benchmarks/gpu_check.sh # dry run: every step, tiny, on CPU
+#   GPU_CHECK_BUDGET_S=300 bash benchmarks/gpu_check.sh  # a shorter budget (default 480)
+#   GPU_CHECK_STEPS="sampler probes" bash benchmarks/gpu_check.sh  # rerun only these steps
+#
+# Steps (keys for GPU_CHECK_STEPS, in the order they run): tests, moments, precision,
+# 3xtf32, tf32, sampler, probes, accelerate.
 #
 # It needs no install of tp-harness: the repository goes on PYTHONPATH and the python is
 # $PY, else `python`, else `python3` (the device image's python3 holds a CUDA torch). The
@@ -13,7 +18,11 @@
 # scikit-learn; the accelerate step needs tp-harness[hf] too and is skipped, saying so,
 # where that is missing. The dry run (tests/test_gpu_check.py runs it) checks every
 # command line, import and table of this script without a GPU. A failing step is reported
-# ("!! step failed: ...") and the later steps still run; the exit status is 1 if any failed.
+# ("!! step failed: ...") and the later steps still run. The whole script keeps to
+# GPU_CHECK_BUDGET_S seconds: each step's timeout is its own limit or what is left of the
+# budget, whichever is less, and a step with under 10 s left is skipped ("!! step
+# skipped: ..."). It ends with a table of every step's seconds and result; the exit
+# status is 1 if any step failed, timed out or was skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${PY:-}" ]; then
@@ -31,6 +40,17 @@ case "$DEVICE" in
     PROBES=(--n 1000 --dim 32 --num-tasks 8 --repeats 1 --sample 1) T_MOMENTS=120 T_MODE=60 ;;
   *) echo "GPU_CHECK_DEVICE=$DEVICE: use cuda (default) or cpu (dry run)" >&2; exit 2 ;;
 esac
+BUDGET=${GPU_CHECK_BUDGET_S:-480}
+if ! [[ "$BUDGET" =~ ^[0-9]+$ ]] || [ "$BUDGET" -lt 10 ]; then
+  echo "GPU_CHECK_BUDGET_S=$BUDGET: give whole seconds, at least 10 (default 480)" >&2; exit 2
+fi
+KEYS="tests moments precision 3xtf32 tf32 sampler probes accelerate"
+STEPS=${GPU_CHECK_STEPS:-$KEYS}
+for key in $STEPS; do
+  if [[ " $KEYS " != *" $key "* ]]; then
+    echo "GPU_CHECK_STEPS: unknown step '$key'; choose from: $KEYS" >&2; exit 2
+  fi
+done
 $PY - "$DEVICE" <<'PY'
 import importlib.util, sys
 need = ["torch", "numpy", "numba", "threadpoolctl", "pytest", "hypothesis", "scipy", "sklearn"]
@@ -45,33 +65,60 @@ else:
     name = f"CPU dry run, {torch.get_num_threads()} threads"
 print(f"{sys.executable}: torch {torch.__version__}, {name}")
 PY
-FAILED=()
-# one step: its header, the command, and on failure a note; the later steps still run (a
-# lent GPU has minutes: one broken step must not cost the others' figures)
+export PY DEVICE
+FAILED=() SUMMARY=()
+# -- step() begins (tests/test_gpu_check.py runs this function alone)
+# one step: KEY NAME LIMIT_S COMMAND... (skipped without a word unless KEY is in $STEPS); its header, the command under a timeout of LIMIT_S or
+# the budget left, whichever is less, and on failure a note; the later steps still run (a
+# lent GPU has minutes: one broken step must not cost the others' figures). A shell
+# function as COMMAND runs in a child bash (its definition passed along), so the timeout
+# stops it too; SIGKILL 10 s after the timeout's SIGTERM.
 step() {
-  local name=$1; shift
+  [[ " $STEPS " == *" $1 "* ]] || return 0
+  local name=$2 limit=$3; shift 3
+  local left=$((BUDGET - SECONDS)) t0=$SECONDS rc=0 result
   echo "## $name"
-  if ! "$@"; then echo "!! step failed: $name"; FAILED+=("$name"); fi
+  if [ "$left" -lt 10 ]; then
+    echo "!! step skipped: ${left} s left of the ${BUDGET}-second budget"
+    FAILED+=("$name (skipped: budget spent)"); SUMMARY+=("| $name | - | skipped (budget) |")
+    return
+  fi
+  [ "$limit" -le "$left" ] || limit=$left
+  if declare -F "$1" >/dev/null; then
+    timeout -k 10 "$limit" bash -c "$(declare -f "$1"); $*" || rc=$?
+  else
+    timeout -k 10 "$limit" "$@" || rc=$?
+  fi
+  case $rc in
+    0) result=passed ;;
+    124) result="timed out after ${limit} s" ;;
+    *) result="failed (exit status $rc)" ;;
+  esac
+  if [ "$rc" -ne 0 ]; then echo "!! step failed: $name ($result)"; FAILED+=("$name ($result)"); fi
+  echo "-- $name: $((SECONDS - t0)) s, $result"
+  SUMMARY+=("| $name | $((SECONDS - t0)) | $result |")
 }
+# -- step() ends
 cuda_tests() {  # exit status 5 = no test selected: not a failure here
-  timeout 180 $PY -m pytest -q -p no:cacheprovider -k cuda tests/core || [ $? -eq 5 ]
+  $PY -m pytest -q -p no:cacheprovider -k cuda tests/core || [ $? -eq 5 ]
 }
-step "CUDA tests" cuda_tests
-step "Moments on $DEVICE (d = r = $DIM: n = $COMPARE against dense, then $ALONE alone; \
+SECONDS=0  # the budget counts from here (the preflight above takes a few seconds)
+step tests "CUDA tests" 180 cuda_tests
+step moments "Moments on $DEVICE (d = r = $DIM: n = $COMPARE against dense, then $ALONE alone; \
 on CUDA the tile epilogue through torch.compile/Triton, IEEE fp32 tile products)" \
-  timeout "$T_MOMENTS" $PY benchmarks/bench_moments.py --device "$DEVICE" --dim "$DIM" \
+  "$T_MOMENTS" $PY benchmarks/bench_moments.py --device "$DEVICE" --dim "$DIM" \
   --compare "$COMPARE" --alone $ALONE
-step "Tile-product precision (TP_HARNESS_TILE_MATMUL) against float64, n = $PRECISION" \
-  timeout 90 $PY benchmarks/bench_moments.py --device "$DEVICE" --dim "$DIM" \
+step precision "Tile-product precision (TP_HARNESS_TILE_MATMUL) against float64, n = $PRECISION" \
+  90 $PY benchmarks/bench_moments.py --device "$DEVICE" --dim "$DIM" \
   --precision "$PRECISION"
 for MODE in 3xtf32 tf32; do
-  step "n = $BIG, d = $DIM with TP_HARNESS_TILE_MATMUL=$MODE" \
-    env TP_HARNESS_TILE_MATMUL=$MODE timeout "$T_MODE" $PY benchmarks/bench_moments.py \
+  step "$MODE" "n = $BIG, d = $DIM with TP_HARNESS_TILE_MATMUL=$MODE" \
+    "$T_MODE" env TP_HARNESS_TILE_MATMUL=$MODE $PY benchmarks/bench_moments.py \
     --device "$DEVICE" --dim "$DIM" --compare --alone "$BIG"
 done
-step "Sampler on $DEVICE" timeout 60 $PY benchmarks/bench_sampler.py --device "$DEVICE" \
+step sampler "Sampler on $DEVICE" 60 $PY benchmarks/bench_sampler.py --device "$DEVICE" \
   "${SAMPLER[@]}"
-step "Probes on $DEVICE" timeout 60 $PY benchmarks/bench_probes.py --device "$DEVICE" \
+step probes "Probes on $DEVICE" 60 $PY benchmarks/bench_probes.py --device "$DEVICE" \
   "${PROBES[@]}"
 
 one_vs_all() {
@@ -107,9 +154,13 @@ for key in ("mean", "variance"):
 PY
   rm -rf "$out"
 }
-step "1 process vs all devices (accelerate launch), same scores" one_vs_all
+step accelerate "1 process vs all devices (accelerate launch), same scores" 240 one_vs_all
 
+echo "## Steps ($SECONDS s of the ${BUDGET}-second budget)"
+echo "| step | seconds | result |"
+echo "|---|---|---|"
+printf '%s\n' "${SUMMARY[@]}"
 if [ ${#FAILED[@]} -gt 0 ]; then
-  printf '!! %d step(s) failed:\n' "${#FAILED[@]}"; printf '   %s\n' "${FAILED[@]}"; exit 1
+  printf '!! %d step(s) did not pass:\n' "${#FAILED[@]}"; printf '   %s\n' "${FAILED[@]}"; exit 1
 fi
 echo "## all steps passed"
