@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -547,3 +548,58 @@ def test_majority_rate_rejects_counts_of_another_shape() -> None:
     np.testing.assert_allclose(majority_rate(y, y, 3).numpy(), [2 / 3, 2 / 3])
     with pytest.raises(ValueError, match="train_counts has shape"):
         majority_rate(y, y, 3, train_counts=torch.zeros(2, 2, dtype=torch.long))
+
+
+@pytest.fixture
+def restore_precision_flags() -> Iterator[None]:
+    """torch's default float32 precision flags for the test, the previous ones after: the
+    legacy flag first (setting it rewrites the per-backend ones), then the per-backend
+    ones from the root down."""
+    b = torch.backends
+    holders = (b, b.mkldnn, b.mkldnn.matmul, b.cuda.matmul)
+    saved = [h.fp32_precision for h in holders]
+
+    def put(values: list[str]) -> None:
+        torch.set_float32_matmul_precision("highest")
+        for h, value in zip(holders, values, strict=True):
+            h.fp32_precision = value
+
+    put(["none"] * len(holders))  # torch's defaults (another test may have set "ieee")
+    yield
+    put(saved)
+
+
+@pytest.mark.usefixtures("restore_precision_flags")
+@pytest.mark.parametrize(
+    ("holder", "value", "exact"),
+    [
+        ("cuda.matmul", "tf32", True),  # the new API's CUDA TF32 switch: CPU stays IEEE
+        ("mkldnn.matmul", "bf16", False),
+        ("mkldnn", "bf16", False),
+        ("", "bf16", False),  # torch.backends.fp32_precision: every backend
+        ("mkldnn.matmul", "ieee", True),
+    ],
+)
+def test_ridge_reads_the_new_precision_api_without_tripping_on_mixed_flags(
+    monkeypatch: pytest.MonkeyPatch, holder: str, value: str, exact: bool
+) -> None:
+    """With only the new API set, ``torch.get_float32_matmul_precision()`` raises ("mix of
+    the legacy and new APIs"); the probe must neither call it nor misjudge CPU products."""
+    x = _features(5, 120, 6)
+    tasks = _tasks(x, 4, 3, 5)
+    probe = RidgeProbe().fit(x, tasks)
+    expected = probe._predict_float64(torch.from_numpy(x))
+    used: list[str] = []
+    checked = RidgeProbe._predict_checked
+
+    def spy(self: RidgeProbe, x: torch.Tensor) -> torch.Tensor:
+        used.append("float32")
+        return checked(self, x)
+
+    monkeypatch.setattr(RidgeProbe, "_predict_checked", spy)
+    target = torch.backends
+    for part in filter(None, holder.split(".")):
+        target = getattr(target, part)
+    target.fp32_precision = value
+    assert torch.equal(probe.predict(x), expected)
+    assert used == (["float32"] if exact else [])

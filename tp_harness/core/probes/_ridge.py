@@ -128,11 +128,23 @@ def _class_sums_compiled(m: torch.Tensor, y: torch.Tensor, q: int) -> torch.Tens
 
 
 def _exact_float32_products() -> bool:
-    """True when float32 matrix products are IEEE float32 (no bf16/TF32 shortcuts)."""
-    mkldnn = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
-    return torch.get_float32_matmul_precision() == "highest" and getattr(
-        mkldnn, "fp32_precision", "none"
-    ) in ("none", "ieee")
+    """True when CPU float32 matrix products are IEEE float32 (no bf16/TF32 shortcuts).
+
+    Read through the per-backend precision API (``torch.backends.mkldnn.matmul``, then its
+    parents; ``"none"`` inherits), never through ``torch.get_float32_matmul_precision()``:
+    that raises once the legacy and the new TF32 APIs have both been used, e.g. after the
+    new API's ``torch.backends.cuda.matmul.fp32_precision = "tf32"`` (a CUDA-only setting,
+    which leaves CPU products exact). A legacy ``set_float32_matmul_precision("high"`` or
+    ``"medium")`` sets ``mkldnn.matmul`` too, so it is seen here."""
+    backends = torch.backends
+    mkldnn = getattr(backends, "mkldnn", None)
+    for holder in (getattr(mkldnn, "matmul", None), mkldnn, backends):
+        value = getattr(holder, "fp32_precision", None)
+        if value is not None and value != "none":
+            return bool(value == "ieee")
+    if getattr(backends, "fp32_precision", None) is None:  # torch without the new API
+        return torch.get_float32_matmul_precision() == "highest"
+    return True
 
 
 class RidgeProbe(_TaskProbe):
