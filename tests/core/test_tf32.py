@@ -86,6 +86,22 @@ def test_an_unknown_mode_fails_before_any_compute(monkeypatch: pytest.MonkeyPatc
     assert tf32.tile_matmul_mode(torch.device("cuda")) == "3xtf32"
 
 
+def test_tf32_modes_refuse_tunable_op_before_any_compute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TunableOp's GEMM signature reads the legacy TF32 flag, which raises while the TF32
+    modes switch the new one: a clear error up front instead of one from inside cuBLAS."""
+    monkeypatch.setenv("PYTORCH_TUNABLEOP_ENABLED", "1")
+    monkeypatch.setenv("TP_HARNESS_TILE_MATMUL", "3xtf32")
+    with pytest.raises(
+        ValueError,
+        match=r"TP_HARNESS_TILE_MATMUL=3xtf32 cannot run with .*"
+        r"TunableOp.*Turn TunableOp off for this run or use TP_HARNESS_TILE_MATMUL=fp32",
+    ):
+        tf32.tile_matmul_mode(torch.device("cuda"))
+    assert tf32.tile_matmul_mode(torch.device("cpu")) == "fp32"  # CPU: IEEE, no TunableOp
+    monkeypatch.setenv("TP_HARNESS_TILE_MATMUL", "fp32")
+    assert tf32.tile_matmul_mode(torch.device("cuda")) == "fp32"
+
+
 def test_tf32_products_restore_the_setting() -> None:
     matmul = torch.backends.cuda.matmul
     before = matmul.fp32_precision

@@ -36,7 +36,26 @@ def tile_matmul_mode(device: torch.device) -> str:
     mode = os.environ.get(ENV, "fp32").strip().lower() or "fp32"
     if mode not in MODES:
         raise ValueError(f"{ENV}={mode!r} is not one of {', '.join(MODES)}.")
-    return mode if device.type == "cuda" else "fp32"
+    if device.type != "cuda":
+        return "fp32"
+    if mode != "fp32" and _tunable_op_enabled():
+        raise ValueError(
+            f"{ENV}={mode} cannot run with PyTorch's TunableOp on (PYTORCH_TUNABLEOP_ENABLED"
+            "=1 or torch.cuda.tunable.enable()): its GEMM signature reads the legacy TF32 "
+            "flag, which raises while the TF32 products switch the new one. Turn TunableOp "
+            f"off for this run or use {ENV}=fp32."
+        )
+    return mode
+
+
+def _tunable_op_enabled() -> bool:
+    """PyTorch's TunableOp (CUDA GEMM autotuning) on, by its variable or its API."""
+    if os.environ.get("PYTORCH_TUNABLEOP_ENABLED", "0").strip() == "1":
+        return True
+    try:
+        return bool(torch.cuda.tunable.is_enabled())
+    except (AttributeError, RuntimeError):  # a CPU-only build has no TunableOp
+        return False
 
 
 def split_tf32(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
