@@ -68,9 +68,10 @@ PY
 export PY DEVICE
 FAILED=() SUMMARY=()
 # -- step() begins (tests/test_gpu_check.py runs this function alone)
-# one step: KEY NAME LIMIT_S COMMAND... (skipped without a word unless KEY is in $STEPS); its header, the command under a timeout of LIMIT_S or
-# the budget left, whichever is less, and on failure a note; the later steps still run (a
-# lent GPU has minutes: one broken step must not cost the others' figures). A shell
+# one step: KEY NAME LIMIT_S COMMAND... (skipped without a word unless KEY is in $STEPS):
+# its header, the command under a timeout of LIMIT_S or the budget left, whichever is
+# less, and on failure a note; the later steps still run (a lent GPU has minutes: one
+# broken step must not cost the others' figures). A shell
 # function as COMMAND runs in a child bash (its definition passed along), so the timeout
 # stops it too; SIGKILL 10 s after the timeout's SIGTERM.
 step() {
@@ -95,8 +96,9 @@ step() {
     *) result="failed (exit status $rc)" ;;
   esac
   if [ "$rc" -ne 0 ]; then echo "!! step failed: $name ($result)"; FAILED+=("$name ($result)"); fi
-  echo "-- $name: $((SECONDS - t0)) s, $result"
-  SUMMARY+=("| $name | $((SECONDS - t0)) | $result |")
+  local took=$((SECONDS - t0))
+  echo "-- $name: $took s, $result"
+  SUMMARY+=("| $name | $took | $result |")
 }
 # -- step() ends
 cuda_tests() {  # exit status 5 = no test selected: not a failure here

@@ -134,8 +134,8 @@ def _exact_float32_products() -> bool:
     parents; ``"none"`` inherits), never through ``torch.get_float32_matmul_precision()``:
     that raises once the legacy and the new TF32 APIs have both been used, e.g. after the
     new API's ``torch.backends.cuda.matmul.fp32_precision = "tf32"`` (a CUDA-only setting,
-    which leaves CPU products exact). A legacy ``set_float32_matmul_precision("high"`` or
-    ``"medium")`` sets ``mkldnn.matmul`` too, so it is seen here."""
+    which leaves CPU products exact). The legacy ``set_float32_matmul_precision("high")``
+    (or ``"medium"``) sets ``mkldnn.matmul`` too, so it is seen here."""
     backends = torch.backends
     mkldnn = getattr(backends, "mkldnn", None)
     for holder in (getattr(mkldnn, "matmul", None), mkldnn, backends):
