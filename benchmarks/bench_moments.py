@@ -9,6 +9,7 @@ the ratio to this machine's fp32 matmul rate measured in the same run.
     python benchmarks/bench_moments.py --device cuda --dim 768 --compare --alone 1000000
     python benchmarks/bench_moments.py --interval-cost # CI blocks vs no CIs, same process
     python benchmarks/bench_moments.py --epilogue      # compiled vs torch tile epilogue
+    python benchmarks/bench_moments.py --ceiling       # products alone + epilogue alone
     python benchmarks/bench_moments.py --build --dim 768  # centered-cosine kernel build
     python benchmarks/bench_moments.py --device cuda --dim 768 --precision 100000  # TF32 modes
 """
@@ -260,6 +261,123 @@ def epilogue_table(n: int) -> None:
         )
 
 
+#: (d = r, models, temperatures) rows of ``--ceiling``: the cells of issue 20's targets.
+CEILING_CASES = ((64, 1, 1), (768, 1, 1), (384, 8, 3))
+#: ``--ceiling`` reads its "from memory" tiles from a ring of at least this many bytes,
+#: twice this machine's 32 MiB L3, so every tile comes from DRAM
+RING_BYTES = 64 << 20
+
+
+def ceiling_one(n: int, d: int, m: int, t: int, repeats: int = 5) -> dict[str, float]:
+    """Body of one ``--ceiling`` subprocess: best-of-``repeats`` seconds, interleaved, of
+    (1) building the prior's and the models' ``centered_cosine`` factors from the features
+    (``build_kernel``, as the pass does before any product), (2) the tile products alone
+    (the GEMM bound of ``--epilogue``), (3) the compiled epilogue kernel alone on every
+    tile of the plan with the pass's jackknife segments, once re-reading one tile (in
+    cache) and once reading a ring of distinct tiles larger than L3 (from DRAM), and (4)
+    the whole pass. ``bound / (bound + build + epilogue)`` is the highest share of products
+    a pass that does these one after the other on the same cores can reach, whatever its
+    loop costs."""
+    import numpy as np
+
+    from tp_harness import task_prior_moments
+    from tp_harness.core import compiled, moments
+    from tp_harness.core.kernels import build_kernel, centered_cosine
+    from tp_harness.core.moments import tile_plan
+    from tp_harness.core.uncertainty import DEFAULT_BLOCKS
+
+    g = torch.Generator().manual_seed(d)
+    p = torch.randn(n, d, generator=g) + 0.5
+    models = {f"m{i}": torch.randn(n, d, generator=g) + 0.2 * p for i in range(m)}
+    temps = [10.0 ** (-1 + i) for i in range(t)]
+    moments.FUSED_MIN_WORK = 0
+    task_prior_moments({"w": p[:256]}, p[:256], temps)  # loads the compiled kernels
+    jit = compiled.kernels("moment_kernels")
+    plan = tile_plan(n, 1024, symmetric=True)
+    blocks = moments._plan_blocks(n, DEFAULT_BLOCKS, 0)
+    assert blocks is not None
+    segs = []
+    for tile in plan:
+        rows = moments._segments(tile.rows, blocks.edge)
+        cols = moments._segments(tile.cols, blocks.edge)
+        segs.append(
+            (
+                np.repeat(np.arange(len(rows)), [r1 - r0 for r0, r1, _ in rows]),
+                np.repeat(np.arange(len(cols)), [c1 - c0 for c0, c1, _ in cols]),
+                len(rows),
+                len(cols),
+            )
+        )
+    zs = [centered_cosine(x) for x in models.values()]
+    zp = centered_cosine(p)
+    # tiles of the plan's edge, each in its own buffer, from row blocks spread over n
+    edge = min(1024, n)
+    ring = max(1, -(-RING_BYTES // ((1 + m) * edge * edge * 4)))
+    starts = [(i * edge) % (n - edge + 1) for i in range(ring)]
+    ks = [zp[a : a + edge] @ zp[:edge].T for a in starts]
+    mss = [torch.stack([z[a : a + edge] @ z[:edge].T for z in zs]) for a in starts]
+    inv_t = np.asarray([1.0 / x for x in temps], dtype=np.float32)
+
+    def products() -> None:
+        for tile in plan:
+            zp[tile.rows] @ zp[tile.cols].T
+            for z in zs:
+                z[tile.rows] @ z[tile.cols].T
+
+    def epilogue(distinct: bool) -> None:
+        for i, (tile, (rs, cs, nr, nc)) in enumerate(zip(plan, segs, strict=True)):
+            j = i % ring if distinct else 0
+            b, c = tile.rows.stop - tile.rows.start, tile.cols.stop - tile.cols.start
+            k, ms = ks[j][:b, :c], mss[j][:, :b, :c]
+            jit.tile_epilogue_fused(
+                np.ascontiguousarray(k.numpy()), inv_t, np.ascontiguousarray(ms.numpy()),
+                rs, cs, nr, nc,
+            )  # fmt: skip
+
+    def build() -> None:
+        for x in (p, *models.values()):
+            build_kernel(x)
+
+    timed = {
+        "build_seconds": build,
+        "gemm_seconds": products,
+        "epilogue_cached": lambda: epilogue(False),
+        "epilogue_memory": lambda: epilogue(True),
+        "seconds": lambda: task_prior_moments(models, p, temps),
+    }
+    out = dict.fromkeys(timed, float("inf"))
+    for _ in range(repeats):  # interleaved, so a slow spell of the host hits every column
+        for key, fn in timed.items():
+            t0 = time.perf_counter()
+            fn()
+            out[key] = min(out[key], time.perf_counter() - t0)
+    return out
+
+
+def ceiling_table(n: int) -> None:
+    """The build, the products alone, the epilogue alone and the pass, one subprocess
+    per cell."""
+    threads = torch.get_num_threads()
+    print(f"n = {n}, CPU, {threads} threads, 20 jackknife blocks, best of 5 interleaved\n")
+    print(
+        "| d = r | models x T | GEMM bound s | build s | epilogue alone s, cached / from "
+        "memory | ceiling, cached / from memory | pass s | pass % of bound |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for d, m, t in CEILING_CASES:
+        cmd = [sys.executable, __file__, "--ceiling-child", str(n), str(d), str(m), str(t)]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        g, b, ec, em = (
+            r[k] for k in ("gemm_seconds", "build_seconds", "epilogue_cached", "epilogue_memory")
+        )
+        print(
+            f"| {d} | {m} x {t} | {g:.3f} | {b:.3f} | {ec:.3f} / {em:.3f} | "
+            f"{100 * g / (g + b + ec):.0f}% / {100 * g / (g + b + em):.0f}% | "
+            f"{r['seconds']:.3f} | {100 * g / r['seconds']:.0f}% |"
+        )
+
+
 def build_one(n: int, d: int, path: str, repeats: int = 3) -> dict[str, float]:
     """Body of one ``--build`` subprocess: best-of-``repeats`` seconds of building the
     ``centered_cosine`` kernel of an (n, d) float32 array on ``path`` ("torch" or
@@ -316,11 +434,16 @@ def _spawn(impl: str, n: int, device: str, block: int | None) -> dict[str, float
 
 
 def _table_or_child(args: argparse.Namespace) -> bool:
-    """Run ``--epilogue``/``--build`` or one of their subprocesses; False for the rest."""
+    """Run ``--epilogue``/``--ceiling``/``--build`` or one of their subprocesses; False
+    for the rest."""
     if args.epilogue_child:
         print(json.dumps(epilogue_one(*args.epilogue_child)))
     elif args.epilogue:
         epilogue_table(args.epilogue_n)
+    elif args.ceiling_child:
+        print(json.dumps(ceiling_one(*args.ceiling_child)))
+    elif args.ceiling:
+        ceiling_table(args.epilogue_n)
     elif args.build_child:
         n, d, path = args.build_child
         print(json.dumps(build_one(int(n), int(d), path)))
@@ -341,7 +464,14 @@ def main() -> None:
     ap.add_argument("--child", choices=["dense", "ours"], default=None)
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--epilogue", action="store_true", help="compiled vs torch tile epilogue")
-    ap.add_argument("--epilogue-n", type=int, default=16384)
+    ap.add_argument("--epilogue-n", type=int, default=16384, help="n of --epilogue, --ceiling")
+    ap.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="tile products alone, compiled epilogue alone and the pass: the highest share "
+        "of products a pass can reach",
+    )
+    ap.add_argument("--ceiling-child", type=int, nargs=4, default=None, help=argparse.SUPPRESS)
     ap.add_argument(
         "--precision",
         type=int,
