@@ -22,6 +22,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Any
 
 import torch
 
@@ -193,6 +194,33 @@ def precision_table(n: int, device_name: str) -> None:
 EPILOGUE_CASES = ((64, 1, 1), (128, 1, 1), (384, 1, 1), (768, 1, 1), (384, 8, 3))
 
 
+def _epilogue_inputs(
+    n: int, d: int, m: int, t: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[float]]:
+    """The prior features, ``m`` model features and ``t`` temperatures of ``--epilogue`` and
+    ``--ceiling``, with the compiled epilogue forced at every size (the default takes it
+    only above FUSED_MIN_WORK, which a 1 x 1 pass at n = 16k does not reach) and warmed
+    outside the timing."""
+    from tp_harness import task_prior_moments
+    from tp_harness.core import moments
+
+    g = torch.Generator().manual_seed(d)
+    p = torch.randn(n, d, generator=g) + 0.5
+    models = {f"m{i}": torch.randn(n, d, generator=g) + 0.2 * p for i in range(m)}
+    temps = [10.0 ** (-1 + i) for i in range(t)]
+    moments.FUSED_MIN_WORK = 0
+    task_prior_moments({"w": p[:256]}, p[:256], temps)
+    return p, models, temps
+
+
+def _tile_products(zp: torch.Tensor, zs: list[torch.Tensor], plan: list[Any]) -> None:
+    """The tile products alone (the GEMM bound): prior tile + every model tile per tile."""
+    for tile in plan:
+        zp[tile.rows] @ zp[tile.cols].T
+        for z in zs:
+            z[tile.rows] @ z[tile.cols].T
+
+
 def epilogue_one(n: int, d: int, m: int, t: int, repeats: int = 3) -> dict[str, float]:
     """Body of one ``--epilogue`` subprocess: best-of-``repeats`` seconds of the exact pass
     (default jackknife blocks) for ``m`` models x ``t`` temperatures, and of the tile
@@ -201,16 +229,7 @@ def epilogue_one(n: int, d: int, m: int, t: int, repeats: int = 3) -> dict[str, 
     from tp_harness.core.kernels import centered_cosine
     from tp_harness.core.moments import tile_plan
 
-    g = torch.Generator().manual_seed(d)
-    p = torch.randn(n, d, generator=g) + 0.5
-    models = {f"m{i}": torch.randn(n, d, generator=g) + 0.2 * p for i in range(m)}
-    temps = [10.0 ** (-1 + i) for i in range(t)]
-    from tp_harness.core import moments
-
-    # the compiled epilogue at every size (the default takes it only above FUSED_MIN_WORK,
-    # which a 1 x 1 pass at n = 16k does not reach); warmed outside the timing
-    moments.FUSED_MIN_WORK = 0
-    task_prior_moments({"w": p[:256]}, p[:256], temps)
+    p, models, temps = _epilogue_inputs(n, d, m, t)
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -218,13 +237,11 @@ def epilogue_one(n: int, d: int, m: int, t: int, repeats: int = 3) -> dict[str, 
         best = min(best, time.perf_counter() - t0)
     zs = [centered_cosine(x) for x in models.values()]
     zp = centered_cosine(p)
+    plan = tile_plan(n, 1024, symmetric=True)
     gemm = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        for tile in tile_plan(n, 1024, symmetric=True):
-            zp[tile.rows] @ zp[tile.cols].T
-            for z in zs:
-                z[tile.rows] @ z[tile.cols].T
+        _tile_products(zp, zs, plan)
         gemm = min(gemm, time.perf_counter() - t0)
     first = r["m0"][temps[0]]  # type: ignore[index]
     return {"seconds": best, "gemm_seconds": gemm, "mean": first.mean, "variance": first.variance}
@@ -272,42 +289,26 @@ def ceiling_one(n: int, d: int, m: int, t: int, repeats: int = 5) -> dict[str, f
     """Body of one ``--ceiling`` subprocess: best-of-``repeats`` seconds, interleaved, of
     (1) building the prior's and the models' ``centered_cosine`` factors from the features
     (``build_kernel``, as the pass does before any product), (2) the tile products alone
-    (the GEMM bound of ``--epilogue``), (3) the compiled epilogue kernel alone on every
-    tile of the plan with the pass's jackknife segments, once re-reading one tile (in
-    cache) and once reading a ring of distinct tiles larger than L3 (from DRAM), and (4)
-    the whole pass. ``bound / (bound + build + epilogue)`` is the highest share of products
-    a pass that does these one after the other on the same cores can reach, whatever its
-    loop costs."""
-    import numpy as np
-
+    (the GEMM bound of ``--epilogue``), (3) the compiled epilogue alone (the pass's own
+    per-tile call) on every tile of the plan with the pass's jackknife segments, once
+    re-reading one tile (in cache) and once reading a ring of distinct tiles larger than
+    L3 (from DRAM), and (4) the whole pass. ``bound / (bound + build + epilogue)`` is the
+    highest share of products a pass that does these one after the other on the same
+    cores can reach, whatever its loop costs."""
     from tp_harness import task_prior_moments
-    from tp_harness.core import compiled, moments
+    from tp_harness.core import moments
     from tp_harness.core.kernels import build_kernel, centered_cosine
     from tp_harness.core.moments import tile_plan
     from tp_harness.core.uncertainty import DEFAULT_BLOCKS
 
-    g = torch.Generator().manual_seed(d)
-    p = torch.randn(n, d, generator=g) + 0.5
-    models = {f"m{i}": torch.randn(n, d, generator=g) + 0.2 * p for i in range(m)}
-    temps = [10.0 ** (-1 + i) for i in range(t)]
-    moments.FUSED_MIN_WORK = 0
-    task_prior_moments({"w": p[:256]}, p[:256], temps)  # loads the compiled kernels
-    jit = compiled.kernels("moment_kernels")
+    p, models, temps = _epilogue_inputs(n, d, m, t)
     plan = tile_plan(n, 1024, symmetric=True)
     blocks = moments._plan_blocks(n, DEFAULT_BLOCKS, 0)
     assert blocks is not None
-    segs = []
-    for tile in plan:
-        rows = moments._segments(tile.rows, blocks.edge)
-        cols = moments._segments(tile.cols, blocks.edge)
-        segs.append(
-            (
-                np.repeat(np.arange(len(rows)), [r1 - r0 for r0, r1, _ in rows]),
-                np.repeat(np.arange(len(cols)), [c1 - c0 for c0, c1, _ in cols]),
-                len(rows),
-                len(cols),
-            )
-        )
+    segs = [
+        (moments._segments(tile.rows, blocks.edge), moments._segments(tile.cols, blocks.edge))
+        for tile in plan
+    ]
     zs = [centered_cosine(x) for x in models.values()]
     zp = centered_cosine(p)
     # tiles of the plan's edge, each in its own buffer, from row blocks spread over n
@@ -316,23 +317,16 @@ def ceiling_one(n: int, d: int, m: int, t: int, repeats: int = 5) -> dict[str, f
     starts = [(i * edge) % (n - edge + 1) for i in range(ring)]
     ks = [zp[a : a + edge] @ zp[:edge].T for a in starts]
     mss = [torch.stack([z[a : a + edge] @ z[:edge].T for z in zs]) for a in starts]
-    inv_t = np.asarray([1.0 / x for x in temps], dtype=np.float32)
-
-    def products() -> None:
-        for tile in plan:
-            zp[tile.rows] @ zp[tile.cols].T
-            for z in zs:
-                z[tile.rows] @ z[tile.cols].T
+    inv_t = torch.tensor([1.0 / x for x in temps], dtype=torch.float32)
+    buffers = moments._TileBuffers(m, torch.float32, torch.device("cpu"))
 
     def epilogue(distinct: bool) -> None:
-        for i, (tile, (rs, cs, nr, nc)) in enumerate(zip(plan, segs, strict=True)):
+        """The pass's own per-tile epilogue call on every tile of the plan."""
+        for i, (tile, (rows, cols)) in enumerate(zip(plan, segs, strict=True)):
             j = i % ring if distinct else 0
             b, c = tile.rows.stop - tile.rows.start, tile.cols.stop - tile.cols.start
-            k, ms = ks[j][:b, :c], mss[j][:, :b, :c]
-            jit.tile_epilogue_fused(
-                np.ascontiguousarray(k.numpy()), inv_t, np.ascontiguousarray(ms.numpy()),
-                rs, cs, nr, nc,
-            )  # fmt: skip
+            k, ms = ks[j][:b, :c], mss[j][:, :b, :c].contiguous()
+            moments._fused_block_sums(k, inv_t, ms, rows, cols, buffers)
 
     def build() -> None:
         for x in (p, *models.values()):
@@ -340,7 +334,7 @@ def ceiling_one(n: int, d: int, m: int, t: int, repeats: int = 5) -> dict[str, f
 
     timed = {
         "build_seconds": build,
-        "gemm_seconds": products,
+        "gemm_seconds": lambda: _tile_products(zp, zs, plan),
         "epilogue_cached": lambda: epilogue(False),
         "epilogue_memory": lambda: epilogue(True),
         "seconds": lambda: task_prior_moments(models, p, temps),
